@@ -313,7 +313,8 @@ mod tests {
         .unwrap();
         assert!(e.is_error());
         assert_eq!(e.user.as_deref(), Some("ué"));
-        let again = parse_event(&e.to_json()).unwrap();
+        let json = e.to_json();
+        let again = parse_event(&json).unwrap();
         assert_eq!(again, e);
     }
 

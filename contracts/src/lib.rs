@@ -16,7 +16,7 @@
 //! assert!(e.is_error());
 //! assert_eq!(e.ts_ms, 1_795_255_200_000);
 //!
-//! let bad = parse_event(br#"{"ts":1,"tenant":"acme"}"#).unwrap_err();
+//! let bad = parse_event(br#"{"ts":1700000000000,"tenant":"acme"}"#).unwrap_err();
 //! assert_eq!(bad.reason.as_str(), "missing_field");
 //! ```
 
