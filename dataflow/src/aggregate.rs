@@ -1,0 +1,217 @@
+//! What differential dataflow maintains: per window, a multiset of
+//! [`Contribution`]s whose multiplicities add up across workers, and the
+//! reduction of that multiset into the row's measures ([`Agg`]).
+//!
+//! Events are pre-aggregated per worker and tick ([`WindowAcc`]): a tick of
+//! 100,000 events turns into a few hundred contributions, and differential
+//! only sees those.
+
+use std::hash::{Hash, Hasher};
+
+use rustc_hash::{FxHashMap, FxHasher};
+use serde::{Deserialize, Serialize};
+
+use crate::window::{latency_value, quantile_bucket};
+
+/// Identity of a `metrics_minute` row: hashes of (tenant, service, endpoint)
+/// and of the service, and the bucket start (epoch ms).
+pub type MetricKey = (u64, u64, i64);
+/// Identity of a `service_minute` row: hash of the service and the bucket start.
+pub type ServiceKey = (u64, i64);
+
+/// A 64-bit hash of strings, stable within one build of the binary (it
+/// never reaches storage: ids are only used in memory and on the wire
+/// between workers of one run).
+pub fn hash_strs(parts: &[&str]) -> u64 {
+    let mut h = FxHasher::default();
+    for p in parts {
+        p.hash(&mut h);
+    }
+    // Fx is fast but weak in its low bits; finish with a 64-bit mixer.
+    let mut x = h.finish();
+    x ^= x >> 33;
+    x = x.wrapping_mul(0xff51afd7ed558ccd);
+    x ^= x >> 33;
+    x = x.wrapping_mul(0xc4ceb9fe1a85ec53);
+    x ^ (x >> 33)
+}
+
+/// One kind of thing an event adds to its window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Contribution {
+    /// One request.
+    Request,
+    /// One request with status ≥ 500.
+    Error,
+    /// One latency sample in this histogram bucket.
+    Latency(u16),
+    /// A user, by hash of (tenant, user); counted once whatever its multiplicity.
+    User(u64),
+}
+
+/// The measures of one row.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Agg {
+    /// Events.
+    pub requests: i64,
+    /// Events with status ≥ 500.
+    pub errors: i64,
+    /// Median latency bucket.
+    pub p50: Option<u16>,
+    /// 95th percentile latency bucket.
+    pub p95: Option<u16>,
+    /// 99th percentile latency bucket.
+    pub p99: Option<u16>,
+    /// Distinct users.
+    pub active_users: i64,
+}
+
+impl Agg {
+    /// Latency quantiles in milliseconds.
+    pub fn latencies_ms(&self) -> [Option<f64>; 3] {
+        [self.p50, self.p95, self.p99].map(|b| b.map(latency_value))
+    }
+}
+
+/// Reduces a window's contributions (sorted, with multiplicities) to its
+/// measures. This is the `reduce` logic of both `metrics_minute` and
+/// `service_minute`.
+pub fn aggregate(input: &[(&Contribution, isize)]) -> Agg {
+    let mut agg = Agg::default();
+    let mut first_latency = None;
+    let mut last_latency = 0;
+    for (i, (c, n)) in input.iter().enumerate() {
+        let n = *n as i64;
+        match c {
+            Contribution::Request => agg.requests += n,
+            Contribution::Error => agg.errors += n,
+            Contribution::Latency(_) => {
+                first_latency.get_or_insert(i);
+                last_latency = i + 1;
+            }
+            Contribution::User(_) => agg.active_users += i64::from(n > 0),
+        }
+    }
+    if let Some(first) = first_latency {
+        let hist = input[first..last_latency].iter().filter_map(|(c, n)| match c {
+            Contribution::Latency(b) => Some((b, *n as i64)),
+            _ => None,
+        });
+        agg.p50 = quantile_bucket(hist.clone(), 0.50);
+        agg.p95 = quantile_bucket(hist.clone(), 0.95);
+        agg.p99 = quantile_bucket(hist, 0.99);
+    }
+    agg
+}
+
+/// What one worker has added to one window: used both for the per-tick
+/// delta and for the running total it retracts when the window closes.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WindowAcc {
+    /// Requests.
+    pub requests: i64,
+    /// Errors.
+    pub errors: i64,
+    /// Latency histogram: bucket → count.
+    pub latency: FxHashMap<u16, i64>,
+    /// Users: hash → count.
+    pub users: FxHashMap<u64, i64>,
+}
+
+impl WindowAcc {
+    /// Adds one event.
+    pub fn add_event(&mut self, is_error: bool, latency_bucket: Option<u16>, user: Option<u64>) {
+        self.requests += 1;
+        self.errors += i64::from(is_error);
+        if let Some(b) = latency_bucket {
+            *self.latency.entry(b).or_default() += 1;
+        }
+        if let Some(u) = user {
+            *self.users.entry(u).or_default() += 1;
+        }
+    }
+
+    /// Adds another accumulation into this one.
+    pub fn merge(&mut self, other: &WindowAcc) {
+        self.requests += other.requests;
+        self.errors += other.errors;
+        for (b, n) in &other.latency {
+            *self.latency.entry(*b).or_default() += n;
+        }
+        for (u, n) in &other.users {
+            *self.users.entry(*u).or_default() += n;
+        }
+    }
+
+    /// The accumulation as contributions with multiplicities, each scaled by `sign`.
+    pub fn contributions(&self, sign: isize) -> impl Iterator<Item = (Contribution, isize)> + '_ {
+        let counts = [(Contribution::Request, self.requests), (Contribution::Error, self.errors)];
+        counts
+            .into_iter()
+            .filter(|(_, n)| *n != 0)
+            .map(move |(c, n)| (c, n as isize * sign))
+            .chain(self.latency.iter().map(move |(b, n)| (Contribution::Latency(*b), *n as isize * sign)))
+            .chain(self.users.iter().map(move |(u, n)| (Contribution::User(*u), *n as isize * sign)))
+    }
+
+    /// Number of contributions it holds (a proxy for memory).
+    pub fn len(&self) -> usize {
+        2 + self.latency.len() + self.users.len()
+    }
+
+    /// True when nothing was added.
+    pub fn is_empty(&self) -> bool {
+        self.requests == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reduce(acc: &WindowAcc) -> Agg {
+        let mut v: Vec<(Contribution, isize)> = acc.contributions(1).collect();
+        v.sort();
+        let refs: Vec<(&Contribution, isize)> = v.iter().map(|(c, n)| (c, *n)).collect();
+        aggregate(&refs)
+    }
+
+    #[test]
+    fn aggregates_counts_users_and_quantiles() {
+        let mut acc = WindowAcc::default();
+        for i in 0..100u16 {
+            acc.add_event(i % 10 == 0, Some(crate::window::latency_bucket(f64::from(i + 1))), Some(u64::from(i % 7)));
+        }
+        acc.add_event(false, None, None);
+        let agg = reduce(&acc);
+        assert_eq!(agg.requests, 101);
+        assert_eq!(agg.errors, 10);
+        assert_eq!(agg.active_users, 7);
+        let [p50, p95, p99] = agg.latencies_ms();
+        assert!((p50.unwrap() - 50.0).abs() / 50.0 < 0.02, "{p50:?}");
+        assert!((p95.unwrap() - 95.0).abs() / 95.0 < 0.02);
+        assert!((p99.unwrap() - 99.0).abs() / 99.0 < 0.02);
+    }
+
+    #[test]
+    fn retraction_cancels_and_merging_adds() {
+        let mut a = WindowAcc::default();
+        a.add_event(true, Some(900), Some(1));
+        let mut b = a.clone();
+        b.merge(&a);
+        assert_eq!(b.requests, 2);
+        assert_eq!(b.users[&1], 2);
+        let mut all: FxHashMap<Contribution, isize> = FxHashMap::default();
+        for (c, n) in b.contributions(1).chain(b.contributions(-1)) {
+            *all.entry(c).or_default() += n;
+        }
+        assert!(all.values().all(|n| *n == 0));
+        assert_eq!(reduce(&WindowAcc::default()), Agg::default());
+    }
+
+    #[test]
+    fn hashes_separate_fields() {
+        assert_ne!(hash_strs(&["ab", "c"]), hash_strs(&["a", "bc"]));
+        assert_eq!(hash_strs(&["x"]), hash_strs(&["x"]));
+    }
+}

@@ -1,0 +1,188 @@
+//! The dataflow's Prometheus metrics (all prefixed `prescient_`).
+
+use std::sync::Mutex;
+
+use prometheus::{
+    Gauge, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+};
+
+use prescient_contracts::event::Reason;
+
+/// Every metric the dataflow exports. Cheap to share behind an `Arc`.
+pub struct Metrics {
+    /// `prescient_events_in_total`: records read from the topic (replays excluded).
+    pub events_in: IntCounter,
+    /// `prescient_events_rejected_total{reason}`: records sent to the dead-letter topic.
+    pub rejected: IntCounterVec,
+    /// `prescient_events_late_total`: accepted events whose window had ended (within the allowance).
+    pub late: IntCounter,
+    /// `prescient_events_replayed_total`: records re-read on start to rebuild open windows.
+    pub replayed: IntCounter,
+    /// `prescient_consumer_lag{partition}`: messages between the consumer and the partition's end.
+    pub consumer_lag: IntGaugeVec,
+    /// `prescient_commit_rows`: rows (metrics, service and offsets) per transaction.
+    pub commit_rows: Histogram,
+    /// `prescient_commit_duration_seconds`: time per transaction, retries included.
+    pub commit_seconds: Histogram,
+    /// `prescient_commits_total`: committed transactions.
+    pub commits: IntCounter,
+    /// `prescient_commit_failures_total`: failed attempts (each retried).
+    pub commit_failures: IntCounter,
+    /// `prescient_watermark_delay_seconds`: wall clock minus the event-time frontier.
+    pub watermark_delay: Gauge,
+    /// `prescient_frontier_ms`: the event-time frontier (epoch ms).
+    pub frontier_ms: IntGauge,
+    /// `prescient_keys_held`: open windows held in memory (per row key).
+    pub keys_held: IntGauge,
+    /// `prescient_freshness_seconds`: event produced (Kafka timestamp) → its row committed.
+    pub freshness: Histogram,
+    /// Same as `freshness` at millisecond resolution, for `prescient bench`.
+    pub freshness_ms: Mutex<FineHistogram>,
+}
+
+/// A millisecond-resolution histogram (0 ms to 60 s, overflow clamped).
+#[derive(Debug, Clone)]
+pub struct FineHistogram {
+    counts: Vec<u64>,
+}
+
+impl Default for FineHistogram {
+    fn default() -> Self {
+        FineHistogram { counts: vec![0; 60_001] }
+    }
+}
+
+impl FineHistogram {
+    /// Adds `n` observations of `ms`.
+    pub fn observe(&mut self, ms: i64, n: u64) {
+        let i = ms.clamp(0, 60_000) as usize;
+        self.counts[i] += n;
+    }
+
+    /// Number of observations.
+    pub fn count(&self) -> u64 {
+        self.counts.iter().sum()
+    }
+
+    /// Nearest-rank quantile in ms.
+    pub fn quantile(&self, q: f64) -> Option<u64> {
+        let total = self.count();
+        if total == 0 {
+            return None;
+        }
+        let rank = ((q * total as f64).ceil() as u64).clamp(1, total);
+        let mut seen = 0;
+        self.counts.iter().enumerate().find_map(|(ms, n)| {
+            seen += n;
+            (seen >= rank).then_some(ms as u64)
+        })
+    }
+
+    /// Forgets every observation.
+    pub fn reset(&mut self) {
+        self.counts.iter_mut().for_each(|c| *c = 0);
+    }
+}
+
+impl Metrics {
+    /// Creates the metrics and registers them in `registry`.
+    pub fn new(registry: &Registry) -> Result<Metrics, prometheus::Error> {
+        let m = Metrics {
+            events_in: IntCounter::new("prescient_events_in_total", "Records read from the events topic")?,
+            rejected: IntCounterVec::new(
+                Opts::new("prescient_events_rejected_total", "Records sent to the dead-letter topic, by reason"),
+                &["reason"],
+            )?,
+            late: IntCounter::new(
+                "prescient_events_late_total",
+                "Events accepted after their window ended, within the allowed lateness",
+            )?,
+            replayed: IntCounter::new(
+                "prescient_events_replayed_total",
+                "Records re-read on start to rebuild the state of open windows",
+            )?,
+            consumer_lag: IntGaugeVec::new(
+                Opts::new("prescient_consumer_lag", "Messages between the consumer position and the partition end"),
+                &["partition"],
+            )?,
+            commit_rows: Histogram::with_opts(
+                HistogramOpts::new("prescient_commit_rows", "Rows written per transaction")
+                    .buckets(prometheus::exponential_buckets(1.0, 4.0, 10)?),
+            )?,
+            commit_seconds: Histogram::with_opts(
+                HistogramOpts::new("prescient_commit_duration_seconds", "Duration of a commit transaction")
+                    .buckets(prometheus::exponential_buckets(0.001, 2.0, 14)?),
+            )?,
+            commits: IntCounter::new("prescient_commits_total", "Committed transactions")?,
+            commit_failures: IntCounter::new(
+                "prescient_commit_failures_total",
+                "Failed commit attempts (each is retried until the database is back)",
+            )?,
+            watermark_delay: Gauge::new(
+                "prescient_watermark_delay_seconds",
+                "Wall clock minus the event-time frontier",
+            )?,
+            frontier_ms: IntGauge::new("prescient_frontier_ms", "Event-time frontier, epoch milliseconds")?,
+            keys_held: IntGauge::new("prescient_keys_held", "Open windows held in memory")?,
+            freshness: Histogram::with_opts(
+                HistogramOpts::new(
+                    "prescient_freshness_seconds",
+                    "From an event's Kafka timestamp to the commit of the rows it changed",
+                )
+                .buckets(prometheus::exponential_buckets(0.01, 2.0, 14)?),
+            )?,
+            freshness_ms: Mutex::new(FineHistogram::default()),
+        };
+        for r in Reason::ALL {
+            m.rejected.with_label_values(&[r.as_str()]);
+        }
+        registry.register(Box::new(m.events_in.clone()))?;
+        registry.register(Box::new(m.rejected.clone()))?;
+        registry.register(Box::new(m.late.clone()))?;
+        registry.register(Box::new(m.replayed.clone()))?;
+        registry.register(Box::new(m.consumer_lag.clone()))?;
+        registry.register(Box::new(m.commit_rows.clone()))?;
+        registry.register(Box::new(m.commit_seconds.clone()))?;
+        registry.register(Box::new(m.commits.clone()))?;
+        registry.register(Box::new(m.commit_failures.clone()))?;
+        registry.register(Box::new(m.watermark_delay.clone()))?;
+        registry.register(Box::new(m.frontier_ms.clone()))?;
+        registry.register(Box::new(m.keys_held.clone()))?;
+        registry.register(Box::new(m.freshness.clone()))?;
+        Ok(m)
+    }
+
+    /// Counts one rejected record.
+    pub fn reject(&self, reason: Reason) {
+        self.rejected.with_label_values(&[reason.as_str()]).inc();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fine_histogram_quantiles() {
+        let mut h = FineHistogram::default();
+        assert_eq!(h.quantile(0.5), None);
+        h.observe(10, 50);
+        h.observe(20, 49);
+        h.observe(99_999, 1);
+        assert_eq!(h.quantile(0.5), Some(10));
+        assert_eq!(h.quantile(0.99), Some(20));
+        assert_eq!(h.quantile(1.0), Some(60_000));
+        h.reset();
+        assert_eq!(h.count(), 0);
+    }
+
+    #[test]
+    fn registers_every_reason() {
+        let r = Registry::new();
+        let m = Metrics::new(&r).unwrap();
+        m.reject(Reason::TooLate);
+        let text = prescient_infra::metrics::render(&r);
+        assert!(text.contains("prescient_events_rejected_total{reason=\"too_late\"} 1"));
+        assert!(text.contains("prescient_events_rejected_total{reason=\"invalid_json\"} 0"));
+    }
+}
