@@ -1,37 +1,220 @@
 //! Arguments and entry points of the forecaster's subcommands. The root
 //! `prescient` binary wires these in; keep the names stable.
 
+use crate::backtest::{self, BacktestOptions};
+use crate::select::{ModelKind, ModelsConfig};
+use crate::series::Series;
+use crate::simulate::{self, Policy, SimOptions};
+use std::io::BufWriter;
+use std::path::{Path, PathBuf};
+
 /// Errors of the forecaster's commands.
 #[derive(Debug, thiserror::Error)]
 pub enum CliError {
-    /// Placeholder until the command is written.
+    /// Reading the input series failed.
+    #[error(transparent)]
+    Series(#[from] crate::series::SeriesError),
+    /// The backtest failed.
+    #[error(transparent)]
+    Backtest(#[from] backtest::BacktestError),
+    /// The simulation failed.
+    #[error(transparent)]
+    Simulate(#[from] simulate::SimulateError),
+    /// The worker failed.
+    #[error(transparent)]
+    Worker(#[from] crate::worker::WorkerError),
+    /// The policy or models file is invalid.
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    /// An output file could not be written.
+    #[error("{path}: {source}")]
+    Io {
+        /// File path.
+        path: String,
+        /// Underlying error.
+        source: std::io::Error,
+    },
+    /// A flag has an invalid value.
     #[error("{0}")]
-    Other(String),
+    Usage(String),
 }
 
-/// `prescient backtest`.
-#[derive(Debug, clap::Args)]
-pub struct BacktestArgs {}
+fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> CliError + '_ {
+    move |source| CliError::Io { path: path.display().to_string(), source }
+}
 
-/// `prescient simulate`.
-#[derive(Debug, clap::Args)]
-pub struct SimulateArgs {}
+/// Model selection flags shared by `backtest` and `simulate`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ModelArgs {
+    /// Comma-separated models: naive, snaive_daily, snaive_weekly, ets, lstm.
+    #[arg(long, default_value = "naive,snaive_daily,snaive_weekly,ets,lstm")]
+    pub models: String,
+    /// Seed of the LSTM's initialisation and batch order.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Warm-up in points before the first forecast (default: 8 days or half the series).
+    #[arg(long)]
+    pub warmup: Option<usize>,
+    /// Show no progress bar.
+    #[arg(long)]
+    pub quiet: bool,
+}
 
-/// `prescient forecaster`.
+impl ModelArgs {
+    fn config(&self) -> Result<ModelsConfig, CliError> {
+        let models = self
+            .models
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(|s| ModelKind::parse(s).ok_or_else(|| CliError::Usage(format!("unknown model {s:?}"))))
+            .collect::<Result<Vec<_>, _>>()?;
+        if models.is_empty() {
+            return Err(CliError::Usage("--models needs at least one model".into()));
+        }
+        let mut c = ModelsConfig { models, ..Default::default() };
+        c.lstm.seed = self.seed;
+        Ok(c)
+    }
+}
+
+/// `prescient backtest`: rolling-origin forecasts of a `timestamp,value` CSV.
 #[derive(Debug, clap::Args)]
-pub struct WorkerArgs {}
+pub struct BacktestArgs {
+    /// Input series (`timestamp,value`, fixed interval, e.g. 1 or 5 minutes).
+    #[arg(long)]
+    pub csv: PathBuf,
+    /// Forecast horizon in steps of the series' interval.
+    #[arg(long, default_value_t = 12)]
+    pub horizon: usize,
+    /// Output CSV: `origin,target,horizon,model,p10,p50,p90`.
+    #[arg(long)]
+    pub output: PathBuf,
+    /// Refit every this many points (default: one day).
+    #[arg(long)]
+    pub refit_every: Option<usize>,
+    #[command(flatten)]
+    /// Model selection.
+    pub models: ModelArgs,
+}
+
+/// `prescient simulate`: replay a series as demand through a scaling policy.
+#[derive(Debug, clap::Args)]
+pub struct SimulateArgs {
+    /// Input series (`timestamp,value`): requests per interval.
+    #[arg(long)]
+    pub csv: PathBuf,
+    /// Scaling policy.
+    #[arg(long, value_enum)]
+    pub policy: Policy,
+    /// Requests per interval one replica serves at 100%.
+    #[arg(long)]
+    pub capacity: f64,
+    /// Minutes from requesting a replica until it is ready.
+    #[arg(long)]
+    pub lead: f64,
+    /// Minimum replicas.
+    #[arg(long, default_value_t = 1)]
+    pub min: u32,
+    /// Maximum replicas.
+    #[arg(long, default_value_t = 100)]
+    pub max: u32,
+    /// Target utilisation of `reactive` and `predictive`.
+    #[arg(long, default_value_t = 0.7)]
+    pub target_utilization: f64,
+    /// Output CSV; an SVG chart is written beside it (same name, `.svg`).
+    #[arg(long)]
+    pub output: PathBuf,
+    #[command(flatten)]
+    /// Model selection (for `predictive`).
+    pub models: ModelArgs,
+}
+
+/// `prescient forecaster`: the forecasting and planning worker.
+pub use crate::worker::WorkerArgs;
 
 /// Runs `prescient backtest`.
-pub fn backtest(_args: BacktestArgs) -> Result<(), CliError> {
-    Err(CliError::Other("backtest: being written (issue 3)".into()))
+pub fn backtest(args: BacktestArgs) -> Result<(), CliError> {
+    let series = Series::from_csv_path(&args.csv)?;
+    let opts = BacktestOptions {
+        horizon: args.horizon,
+        warmup: args.models.warmup,
+        refit_every: args.refit_every,
+        models: args.models.config()?,
+        progress: !args.models.quiet,
+    };
+    let file = std::fs::File::create(&args.output).map_err(io_err(&args.output))?;
+    let mut out = BufWriter::new(file);
+    let started = std::time::Instant::now();
+    let report = backtest::run(&series, &opts, &mut out)?;
+    let mut horizons: Vec<usize> = [1, 3, 6, 12, 24, 60].into_iter().filter(|h| *h < args.horizon).collect();
+    horizons.push(args.horizon);
+    println!(
+        "{}: {} points at {} s, warm-up {}, {} rows to {} in {:.1} s (MASE scale {:.3})",
+        args.csv.display(),
+        report.points,
+        series.interval_secs,
+        report.warmup,
+        report.rows,
+        args.output.display(),
+        started.elapsed().as_secs_f64(),
+        report.scale
+    );
+    print!("{}", report.table(&horizons));
+    Ok(())
 }
 
 /// Runs `prescient simulate`.
-pub fn simulate(_args: SimulateArgs) -> Result<(), CliError> {
-    Err(CliError::Other("simulate: being written (issue 3)".into()))
+pub fn simulate(args: SimulateArgs) -> Result<(), CliError> {
+    let series = Series::from_csv_path(&args.csv)?;
+    if args.lead.is_nan() || args.lead < 0.0 {
+        return Err(CliError::Usage("--lead must be >= 0 minutes".into()));
+    }
+    let mut models = args.models.config()?;
+    // Forecasts only need to reach the lead time.
+    models.calibration_days = models.calibration_days.min(2.0);
+    let opts = SimOptions {
+        policy: args.policy,
+        capacity: args.capacity,
+        lead_s: (args.lead * 60.0).round() as u32,
+        min: args.min,
+        max: args.max,
+        target_utilization: args.target_utilization,
+        warmup: args.models.warmup,
+        models,
+        progress: !args.models.quiet,
+    };
+    let (rows, s) = simulate::run(&series, &opts)?;
+    let file = std::fs::File::create(&args.output).map_err(io_err(&args.output))?;
+    simulate::write_csv(&series, &rows, args.capacity, &mut BufWriter::new(file)).map_err(io_err(&args.output))?;
+    let svg_path = args.output.with_extension("svg");
+    let title = format!(
+        "{} — {} (capacity {}, lead {} min, replicas {}..{})",
+        args.csv.file_name().and_then(|f| f.to_str()).unwrap_or(""),
+        s.policy,
+        args.capacity,
+        args.lead,
+        args.min,
+        args.max
+    );
+    std::fs::write(&svg_path, simulate::svg_chart(&series, &rows, args.capacity, &title)).map_err(io_err(&svg_path))?;
+    println!("policy            {}", s.policy);
+    println!("intervals         {} (after warm-up)", s.intervals);
+    println!("demand            {:.0}", s.demand);
+    println!("unserved          {:.0} ({:.3}%)", s.unserved, s.unserved_fraction * 100.0);
+    println!("under-provisioned {} intervals", s.under_provisioned);
+    println!("replica-hours     {:.1}", s.replica_hours);
+    println!("scaling actions   {}", s.scaling_actions);
+    println!("wrote {} and {}", args.output.display(), svg_path.display());
+    Ok(())
 }
 
-/// Runs the `prescient forecaster` worker until interrupted.
-pub async fn worker(_args: WorkerArgs) -> Result<(), CliError> {
-    Err(CliError::Other("forecaster: being written (issue 3)".into()))
+/// Runs the `prescient forecaster` worker until interrupted (Ctrl-C).
+pub async fn worker(args: WorkerArgs) -> Result<(), CliError> {
+    let config = args.into_config()?;
+    crate::worker::run_worker(config, async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
+    .await?;
+    Ok(())
 }

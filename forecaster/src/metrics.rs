@@ -1,0 +1,115 @@
+//! Prometheus metrics of the forecaster worker (all prefixed `prescient_`).
+
+use prometheus::{Gauge, GaugeVec, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry};
+
+/// Errors registering metrics.
+#[derive(Debug, thiserror::Error)]
+pub enum MetricsError {
+    /// A metric could not be created or registered (e.g. registered twice).
+    #[error("registering metrics: {0}")]
+    Register(#[from] prometheus::Error),
+}
+
+/// The worker's metrics.
+#[derive(Clone)]
+pub struct Metrics {
+    /// `prescient_forecaster_ticks_total`: minutes processed.
+    pub ticks: IntCounter,
+    /// `prescient_forecaster_tick_errors_total`: ticks that failed (retried).
+    pub tick_errors: IntCounter,
+    /// `prescient_forecaster_tick_seconds`: time per tick (load, fit, forecast, write).
+    pub tick_seconds: Histogram,
+    /// `prescient_forecaster_forecast_seconds`: time forecasting all services in a tick.
+    pub forecast_seconds: Histogram,
+    /// `prescient_forecaster_last_minute_timestamp_seconds`: last closed minute processed.
+    pub last_minute: Gauge,
+    /// `prescient_forecaster_services`: services forecast in the last tick.
+    pub services: IntGauge,
+    /// `prescient_forecaster_fits_total`: model (re)fits.
+    pub fits: IntCounter,
+    /// `prescient_forecaster_fit_errors_total`: fits that failed.
+    pub fit_errors: IntCounter,
+    /// `prescient_forecast_live_mase{service}`: live MASE (vs daily seasonal naive).
+    pub live_mase: GaugeVec,
+    /// `prescient_forecast_interval_coverage{service}`: share of actuals inside p10..p90.
+    pub coverage: GaugeVec,
+    /// `prescient_scaling_decisions_total{service,basis}`: decisions, basis `predictive` or `reactive`.
+    pub decisions: IntCounterVec,
+    /// `prescient_scaling_desired{service}`: last desired size.
+    pub desired: GaugeVec,
+    /// `prescient_scaling_publish_errors_total`: decisions not delivered to Kafka.
+    pub publish_errors: IntCounter,
+}
+
+impl Metrics {
+    /// Creates the metrics and registers them in `registry`.
+    pub fn new(registry: &Registry) -> Result<Metrics, MetricsError> {
+        let m = Metrics {
+            ticks: IntCounter::new("prescient_forecaster_ticks_total", "Closed minutes processed")?,
+            tick_errors: IntCounter::new("prescient_forecaster_tick_errors_total", "Ticks that failed and are retried")?,
+            tick_seconds: Histogram::with_opts(
+                HistogramOpts::new("prescient_forecaster_tick_seconds", "Seconds per tick")
+                    .buckets(vec![0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0]),
+            )?,
+            forecast_seconds: Histogram::with_opts(
+                HistogramOpts::new("prescient_forecaster_forecast_seconds", "Seconds forecasting every service in a tick")
+                    .buckets(vec![0.001, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0]),
+            )?,
+            last_minute: Gauge::new(
+                "prescient_forecaster_last_minute_timestamp_seconds",
+                "Start of the last closed minute processed (Unix seconds)",
+            )?,
+            services: IntGauge::new("prescient_forecaster_services", "Services forecast in the last tick")?,
+            fits: IntCounter::new("prescient_forecaster_fits_total", "Model fits")?,
+            fit_errors: IntCounter::new("prescient_forecaster_fit_errors_total", "Model fits that failed")?,
+            live_mase: GaugeVec::new(
+                Opts::new("prescient_forecast_live_mase", "Live MASE of the last hour's forecasts"),
+                &["service"],
+            )?,
+            coverage: GaugeVec::new(
+                Opts::new("prescient_forecast_interval_coverage", "Share of actuals inside the p10..p90 interval"),
+                &["service"],
+            )?,
+            decisions: IntCounterVec::new(
+                Opts::new("prescient_scaling_decisions_total", "Scaling decisions made"),
+                &["service", "basis"],
+            )?,
+            desired: GaugeVec::new(Opts::new("prescient_scaling_desired", "Last desired size"), &["service"])?,
+            publish_errors: IntCounter::new(
+                "prescient_scaling_publish_errors_total",
+                "Decisions that could not be published to Kafka",
+            )?,
+        };
+        registry.register(Box::new(m.ticks.clone()))?;
+        registry.register(Box::new(m.tick_errors.clone()))?;
+        registry.register(Box::new(m.tick_seconds.clone()))?;
+        registry.register(Box::new(m.forecast_seconds.clone()))?;
+        registry.register(Box::new(m.last_minute.clone()))?;
+        registry.register(Box::new(m.services.clone()))?;
+        registry.register(Box::new(m.fits.clone()))?;
+        registry.register(Box::new(m.fit_errors.clone()))?;
+        registry.register(Box::new(m.live_mase.clone()))?;
+        registry.register(Box::new(m.coverage.clone()))?;
+        registry.register(Box::new(m.decisions.clone()))?;
+        registry.register(Box::new(m.desired.clone()))?;
+        registry.register(Box::new(m.publish_errors.clone()))?;
+        Ok(m)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_prefixed_and_double_registration_fails() {
+        let r = Registry::new();
+        let m = Metrics::new(&r).unwrap();
+        m.live_mase.with_label_values(&["checkout"]).set(0.5);
+        m.ticks.inc();
+        let names: Vec<String> = r.gather().iter().map(|f| f.name().to_string()).collect();
+        assert!(names.iter().all(|n| n.starts_with("prescient_")), "{names:?}");
+        assert!(names.contains(&"prescient_forecast_live_mase".to_string()));
+        assert!(Metrics::new(&r).is_err());
+    }
+}

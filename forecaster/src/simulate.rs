@@ -1,0 +1,396 @@
+//! Replays a series as demand through a capacity model to compare scaling
+//! policies.
+//!
+//! * The series value is the demand in requests per interval; within an
+//!   interval demand is spread evenly.
+//! * A replica serves `capacity` requests per interval; demand above the
+//!   ready capacity is unserved.
+//! * A replica requested at `t` is ready at `t + lead`; removing replicas
+//!   takes effect at once (pending ones are cancelled first).
+//! * Time advances in 15 s steps (the HPA sync period). `reactive` runs the
+//!   HPA every step on the current demand (no metrics delay, which flatters
+//!   it); `predictive` and `oracle` decide at the start of every interval.
+//! * `predictive` requests the capacity for the highest p90 forecast over
+//!   the next `lead + 1` intervals at the target utilisation, and never less
+//!   than the last interval's demand needs at 100%; it runs the HPA during
+//!   the warm-up before its models are first fitted.
+//! * `oracle` knows the demand and keeps exactly enough replicas (100%
+//!   utilisation) to serve everything: a lower bound on replica-hours.
+//! * Replica-hours count requested replicas (pending ones cost too).
+//!   Summaries cover the intervals after the warm-up only, for every policy.
+
+use crate::hpa::{Hpa, HpaConfig};
+use crate::models::ModelError;
+use crate::select::{Ensemble, ModelsConfig};
+use crate::series::Series;
+use std::collections::VecDeque;
+use std::io::Write;
+
+/// Errors of a simulation.
+#[derive(Debug, thiserror::Error)]
+pub enum SimulateError {
+    /// Writing the output failed.
+    #[error("writing output: {0}")]
+    Io(#[from] std::io::Error),
+    /// Models could not be fitted.
+    #[error(transparent)]
+    Model(#[from] ModelError),
+    /// Invalid settings.
+    #[error("invalid settings: {0}")]
+    Invalid(String),
+}
+
+/// Which policy to simulate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Policy {
+    /// Kubernetes HPA with its defaults.
+    Reactive,
+    /// Prescient's forecast-driven plan.
+    Predictive,
+    /// Perfect foresight.
+    Oracle,
+}
+
+/// Simulation settings.
+#[derive(Debug, Clone)]
+pub struct SimOptions {
+    /// Policy to run.
+    pub policy: Policy,
+    /// Requests per interval one replica serves at 100%.
+    pub capacity: f64,
+    /// Provisioning delay in seconds.
+    pub lead_s: u32,
+    /// Minimum replicas.
+    pub min: u32,
+    /// Maximum replicas.
+    pub max: u32,
+    /// Target utilisation for `reactive` and `predictive` [0.7].
+    pub target_utilization: f64,
+    /// Warm-up points excluded from the summary; default `min(8 days, half)`.
+    pub warmup: Option<usize>,
+    /// Models for `predictive`.
+    pub models: ModelsConfig,
+    /// Show a progress bar.
+    pub progress: bool,
+}
+
+/// One output row per interval.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SimRow {
+    /// Interval index.
+    pub t: usize,
+    /// Demand in the interval.
+    pub demand: f64,
+    /// Requested replicas at the end of the interval.
+    pub desired: u32,
+    /// Ready replicas at the end of the interval.
+    pub ready: u32,
+    /// Requests that found no capacity.
+    pub unserved: f64,
+}
+
+/// Summary over the evaluation window (after warm-up).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SimSummary {
+    /// Policy name.
+    pub policy: &'static str,
+    /// Total demand.
+    pub demand: f64,
+    /// Unserved requests.
+    pub unserved: f64,
+    /// Unserved share of demand.
+    pub unserved_fraction: f64,
+    /// Intervals with any unserved demand.
+    pub under_provisioned: usize,
+    /// Intervals evaluated.
+    pub intervals: usize,
+    /// Requested replica-hours.
+    pub replica_hours: f64,
+    /// Changes of the requested replica count.
+    pub scaling_actions: usize,
+}
+
+const STEP_S: u32 = 15;
+
+struct Fleet {
+    requested: u32,
+    /// (ready at second, count), in request order.
+    pending: VecDeque<(u64, u32)>,
+}
+
+impl Fleet {
+    fn ready(&self) -> u32 {
+        self.requested - self.pending.iter().map(|p| p.1).sum::<u32>()
+    }
+    fn arrive(&mut self, now: u64) {
+        while self.pending.front().is_some_and(|p| p.0 <= now) {
+            self.pending.pop_front();
+        }
+    }
+    fn set(&mut self, desired: u32, now: u64, lead_s: u32) {
+        if desired > self.requested {
+            self.pending.push_back((now + u64::from(lead_s), desired - self.requested));
+        } else {
+            let mut remove = self.requested - desired;
+            while remove > 0 {
+                let Some(last) = self.pending.back_mut() else { break };
+                let k = remove.min(last.1);
+                last.1 -= k;
+                remove -= k;
+                if last.1 == 0 {
+                    self.pending.pop_back();
+                }
+            }
+        }
+        self.requested = desired;
+    }
+}
+
+/// Runs one policy over `series`. Returns every interval's row and the summary.
+pub fn run(series: &Series, opts: &SimOptions) -> Result<(Vec<SimRow>, SimSummary), SimulateError> {
+    if opts.capacity.is_nan() || opts.capacity <= 0.0 || opts.max < opts.min || opts.max == 0 {
+        return Err(SimulateError::Invalid("need capacity > 0 and 0 < max >= min".into()));
+    }
+    if !(opts.target_utilization > 0.0 && opts.target_utilization <= 1.0) {
+        return Err(SimulateError::Invalid("target utilisation must be in (0, 1]".into()));
+    }
+    let y = &series.values;
+    let n = y.len();
+    let dt = series.interval_secs.max(1) as u32;
+    let steps = dt.div_ceil(STEP_S).max(1);
+    let step_s = dt / steps;
+    let ppd = series.points_per_day();
+    let warmup = opts.warmup.unwrap_or((8 * ppd).min(n / 2)).min(n.saturating_sub(1));
+    let lead_steps = (opts.lead_s as usize).div_ceil(dt as usize);
+    let cap = opts.capacity;
+    let mut hpa_cfg = HpaConfig::new(opts.min, opts.max);
+    hpa_cfg.target_utilization = opts.target_utilization;
+    let mut hpa = Hpa::new(hpa_cfg);
+    let need_exact = |d: f64| ((d / cap).ceil().max(0.0) as u32).clamp(opts.min, opts.max);
+    let start = match opts.policy {
+        Policy::Oracle => need_exact(y[0]),
+        _ => hpa.replicas_for(y[0], cap),
+    };
+    let mut fleet = Fleet { requested: start, pending: VecDeque::new() };
+    let horizon = lead_steps + 1;
+    let mut ens: Option<Ensemble> = None;
+    let refit = ppd;
+    let mut rows = Vec::with_capacity(n);
+    let bar = if opts.progress && opts.policy == Policy::Predictive && n > 2000 {
+        indicatif::ProgressBar::new(n as u64)
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    for t in 0..n {
+        let t0 = t as u64 * u64::from(dt);
+        // Interval-start decisions.
+        match opts.policy {
+            Policy::Oracle => {
+                let want = (t..=(t + lead_steps).min(n - 1)).map(|k| need_exact(y[k])).max().unwrap_or(opts.min);
+                fleet.arrive(t0);
+                fleet.set(want, t0, opts.lead_s);
+            }
+            Policy::Predictive if t >= warmup => {
+                // y[..t] is known: t - 1 is the last observed index.
+                let e = match &mut ens {
+                    Some(e) if !(t - warmup).is_multiple_of(refit) => {
+                        e.observe(y[t - 1]);
+                        e
+                    }
+                    _ => {
+                        let mut e = ens.take().unwrap_or_else(|| Ensemble::new(&opts.models, ppd, horizon));
+                        e.fit(&y[..t])?;
+                        ens.insert(e)
+                    }
+                };
+                let peak = e.forecast().iter().map(|q| q.p90).fold(0.0, f64::max);
+                let want = hpa.replicas_for(peak, cap).max(need_exact(y[t - 1]));
+                fleet.arrive(t0);
+                fleet.set(want, t0, opts.lead_s);
+            }
+            _ => {}
+        }
+        let mut unserved = 0.0;
+        for s in 0..steps {
+            let now = t0 + u64::from(s * step_s);
+            fleet.arrive(now);
+            let reactive = opts.policy == Policy::Reactive || (opts.policy == Policy::Predictive && t < warmup);
+            if reactive {
+                let d = hpa.step(now as f64, fleet.requested, y[t], cap);
+                if d != fleet.requested {
+                    fleet.set(d, now, opts.lead_s);
+                }
+            }
+            let served_cap = f64::from(fleet.ready()) * cap / f64::from(steps);
+            unserved += (y[t] / f64::from(steps) - served_cap).max(0.0);
+        }
+        rows.push(SimRow { t, demand: y[t], desired: fleet.requested, ready: fleet.ready(), unserved });
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    let summary = summarize(opts.policy, &rows, warmup, dt);
+    Ok((rows, summary))
+}
+
+fn summarize(policy: Policy, rows: &[SimRow], warmup: usize, dt: u32) -> SimSummary {
+    let eval = &rows[warmup.min(rows.len())..];
+    let demand: f64 = eval.iter().map(|r| r.demand).sum();
+    let unserved: f64 = eval.iter().map(|r| r.unserved).sum();
+    let mut actions = 0;
+    let mut prev = rows.get(warmup.saturating_sub(1)).map(|r| r.desired);
+    for r in eval {
+        if prev.is_some_and(|p| p != r.desired) {
+            actions += 1;
+        }
+        prev = Some(r.desired);
+    }
+    SimSummary {
+        policy: match policy {
+            Policy::Reactive => "reactive",
+            Policy::Predictive => "predictive",
+            Policy::Oracle => "oracle",
+        },
+        demand,
+        unserved,
+        unserved_fraction: if demand > 0.0 { unserved / demand } else { 0.0 },
+        under_provisioned: eval.iter().filter(|r| r.unserved > 1e-9).count(),
+        intervals: eval.len(),
+        replica_hours: eval.iter().map(|r| f64::from(r.desired)).sum::<f64>() * f64::from(dt) / 3600.0,
+        scaling_actions: actions,
+    }
+}
+
+/// Writes `timestamp,demand,desired_replicas,ready_replicas,capacity,unserved`.
+pub fn write_csv(series: &Series, rows: &[SimRow], cap: f64, out: &mut dyn Write) -> std::io::Result<()> {
+    writeln!(out, "timestamp,demand,desired_replicas,ready_replicas,capacity,unserved")?;
+    for r in rows {
+        writeln!(
+            out,
+            "{},{},{},{},{},{:.3}",
+            series.timestamp(r.t).format("%Y-%m-%d %H:%M:%S"),
+            r.demand,
+            r.desired,
+            r.ready,
+            f64::from(r.ready) * cap,
+            r.unserved
+        )?;
+    }
+    out.flush()
+}
+
+/// An SVG chart of demand (blue), ready capacity (green), requested capacity
+/// (dashed orange) and unserved demand (red bars).
+pub fn svg_chart(series: &Series, rows: &[SimRow], cap: f64, title: &str) -> String {
+    let (w, h, pad) = (1200.0, 400.0, 40.0);
+    let n = rows.len().max(2);
+    let stride = n.div_ceil(1500).max(1);
+    let ymax = rows
+        .iter()
+        .map(|r| r.demand.max(f64::from(r.desired) * cap))
+        .fold(1.0, f64::max)
+        * 1.05;
+    let x = |i: usize| pad + (w - 2.0 * pad) * i as f64 / (n - 1) as f64;
+    let yv = |v: f64| h - pad - (h - 2.0 * pad) * v / ymax;
+    let line = |f: &dyn Fn(&SimRow) -> f64| -> String {
+        rows.iter()
+            .step_by(stride)
+            .map(|r| format!("{:.1},{:.1}", x(r.t), yv(f(r))))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let mut bars = String::new();
+    for r in rows.iter().filter(|r| r.unserved > 0.0) {
+        bars.push_str(&format!(
+            r##"<line x1="{0:.1}" x2="{0:.1}" y1="{1:.1}" y2="{2:.1}" stroke="#d62728" stroke-width="1"/>"##,
+            x(r.t),
+            yv(0.0),
+            yv(r.unserved)
+        ));
+    }
+    let esc = |s: &str| s.replace('&', "&amp;").replace('<', "&lt;");
+    let first = series.timestamp(0).format("%Y-%m-%d %H:%M");
+    let last = series.timestamp(rows.len().saturating_sub(1)).format("%Y-%m-%d %H:%M");
+    format!(
+        r##"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" viewBox="0 0 {w} {h}" font-family="sans-serif" font-size="12">
+<rect width="100%" height="100%" fill="white"/>
+<text x="{pad}" y="20">{title}</text>
+<text x="{pad}" y="{yb}">{first}</text><text x="{xe}" y="{yb}" text-anchor="end">{last}</text>
+<text x="4" y="{pad}">{ymax:.0}</text>
+<line x1="{pad}" y1="{y0}" x2="{xe}" y2="{y0}" stroke="#999"/>
+{bars}
+<polyline fill="none" stroke="#1f77b4" stroke-width="1" points="{demand}"/>
+<polyline fill="none" stroke="#2ca02c" stroke-width="1.5" points="{ready}"/>
+<polyline fill="none" stroke="#ff7f0e" stroke-width="1" stroke-dasharray="4 2" points="{desired}"/>
+<text x="{xe}" y="20" text-anchor="end"><tspan fill="#1f77b4">demand</tspan> <tspan fill="#2ca02c">ready capacity</tspan> <tspan fill="#ff7f0e">requested capacity</tspan> <tspan fill="#d62728">unserved</tspan></text>
+</svg>
+"##,
+        title = esc(title),
+        yb = h - 10.0,
+        xe = w - pad,
+        y0 = yv(0.0),
+        demand = line(&|r| r.demand),
+        ready = line(&|r| f64::from(r.ready) * cap),
+        desired = line(&|r| f64::from(r.desired) * cap),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn step_series() -> Series {
+        let mut v = vec![100.0; 10];
+        v.extend([300.0; 10]);
+        Series::new("2020-01-01T00:00:00Z".parse().unwrap(), 300, v)
+    }
+
+    fn opts(policy: Policy) -> SimOptions {
+        SimOptions {
+            policy,
+            capacity: 50.0,
+            lead_s: 300,
+            min: 1,
+            max: 20,
+            target_utilization: 1.0,
+            warmup: Some(0),
+            models: ModelsConfig::default(),
+            progress: false,
+        }
+    }
+
+    #[test]
+    fn reactive_loses_one_interval_of_the_step() {
+        let (rows, s) = run(&step_series(), &opts(Policy::Reactive)).unwrap();
+        // 2 replicas serve 100; at the step HPA asks for 6, ready one interval later.
+        assert_eq!(rows[9].ready, 2);
+        assert_eq!((rows[10].desired, rows[10].ready), (6, 2));
+        assert!((rows[10].unserved - 200.0).abs() < 1e-9);
+        assert_eq!(rows[11].ready, 6);
+        assert!((s.unserved - 200.0).abs() < 1e-9);
+        assert!((s.unserved_fraction - 0.05).abs() < 1e-12);
+        assert_eq!((s.under_provisioned, s.scaling_actions), (1, 1));
+        // 10 intervals × 2 + 10 × 6 replicas, 5 minutes each.
+        assert!((s.replica_hours - 80.0 / 12.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn oracle_serves_everything_with_the_minimum() {
+        let (rows, s) = run(&step_series(), &opts(Policy::Oracle)).unwrap();
+        assert_eq!(s.unserved, 0.0);
+        assert_eq!(rows[9].desired, 6); // asked one lead ahead
+        assert_eq!(rows[10].ready, 6);
+        assert!((s.replica_hours - (9.0 * 2.0 + 11.0 * 6.0) / 12.0).abs() < 1e-9);
+        let svg = svg_chart(&step_series(), &rows, 50.0, "oracle <test>");
+        assert!(svg.starts_with("<svg") && svg.contains("oracle &lt;test>"));
+        let mut csv = Vec::new();
+        write_csv(&step_series(), &rows, 50.0, &mut csv).unwrap();
+        assert!(String::from_utf8(csv).unwrap().contains("2020-01-01 00:50:00,300,6,6,300,0.000"));
+    }
+
+    #[test]
+    fn rejects_bad_settings() {
+        let mut o = opts(Policy::Reactive);
+        o.capacity = 0.0;
+        assert!(run(&step_series(), &o).is_err());
+    }
+}
