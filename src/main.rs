@@ -1,1 +1,102 @@
-fn main() {}
+//! `prescient`: the command-line interface. Thin: flags here, work in the
+//! library crates.
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+
+use prescient::{bench, demo, produce};
+
+/// Prescient: stream analytics that scales services before the traffic arrives.
+#[derive(Parser)]
+#[command(name = "prescient", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run everything on embedded defaults: broker, PostgreSQL, generator, dataflow.
+    Demo(demo::DemoArgs),
+    /// Aggregate Kafka user-events into per-minute metrics in PostgreSQL, exactly once.
+    Dataflow(prescient_dataflow::DataflowConfig),
+    /// Generate user-events (or replay a timestamp,value series) into Kafka.
+    Produce(produce::ProduceArgs),
+    /// Apply the database migrations.
+    Migrate(MigrateArgs),
+    /// Run an embedded Kafka-protocol broker (librdkafka's mock cluster) until interrupted.
+    Broker(BrokerArgs),
+    /// Benchmarks.
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
+    /// Rolling-origin backtest of the forecasting models on a timestamp,value CSV.
+    Backtest(prescient_forecaster::cli::BacktestArgs),
+    /// Replay a series through a capacity model under a scaling policy.
+    Simulate(prescient_forecaster::cli::SimulateArgs),
+    /// Forecast every service each minute and plan capacity.
+    Forecaster(prescient_forecaster::cli::WorkerArgs),
+}
+
+#[derive(clap::Args)]
+struct MigrateArgs {
+    /// PostgreSQL URL.
+    #[arg(long, env = "DATABASE_URL")]
+    database_url: String,
+}
+
+#[derive(clap::Args)]
+struct BrokerArgs {
+    /// Topics to create, as NAME:PARTITIONS.
+    #[arg(long = "topic", default_values = ["user-events:8", "user-events-dlq:1", "scaling-decisions:1", "scaling-actions:1"])]
+    topics: Vec<String>,
+}
+
+fn main() -> anyhow::Result<()> {
+    prescient::init_tracing();
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Demo(args) => demo::run(args)?,
+        Command::Dataflow(config) => {
+            prescient::stop_on_ctrl_c()?;
+            prescient_dataflow::run(config, prometheus::Registry::new())?
+        }
+        Command::Produce(args) => {
+            let stop = prescient::stop_on_ctrl_c()?;
+            let done = produce::run(&args, &|| stop.load(std::sync::atomic::Ordering::Relaxed))?;
+            eprintln!("produced {} records in {:.1}s ({:.0}/s)", done.records, done.seconds, done.records as f64 / done.seconds);
+        }
+        Command::Migrate(args) => {
+            let rt = tokio::runtime::Runtime::new()?;
+            rt.block_on(async {
+                let pool = sqlx::PgPool::connect(&args.database_url).await.context("connecting to PostgreSQL")?;
+                prescient_infra::migrate::run(&pool).await?;
+                anyhow::Ok(())
+            })?;
+            eprintln!("migrations applied");
+        }
+        Command::Broker(args) => {
+            let stop = prescient::stop_on_ctrl_c()?;
+            let broker = prescient_infra::broker::EmbeddedBroker::start(1)?;
+            for t in &args.topics {
+                let (name, parts) = t.split_once(':').unwrap_or((t.as_str(), "1"));
+                broker.create_topic(name, parts.parse().context("partitions must be a number")?)?;
+            }
+            // The one line scripts read: where to connect.
+            println!("bootstrap={}", broker.bootstrap_servers());
+            use std::io::Write;
+            std::io::stdout().flush()?;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+        }
+        Command::Bench(cmd) => bench::run(cmd)?,
+        Command::Backtest(args) => prescient_forecaster::cli::backtest(args)?,
+        Command::Simulate(args) => prescient_forecaster::cli::simulate(args)?,
+        Command::Forecaster(args) => {
+            let rt = tokio::runtime::Runtime::new()?;
+            rt.block_on(prescient_forecaster::cli::worker(args))?
+        }
+    }
+    Ok(())
+}
+

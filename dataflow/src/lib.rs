@@ -147,6 +147,13 @@ fn partition_count(config: &DataflowConfig) -> Result<i32, DataflowError> {
 /// `--until-caught-up`, until every partition is read and committed).
 /// Metrics are registered in `registry`.
 pub fn run(config: DataflowConfig, registry: prometheus::Registry) -> Result<(), DataflowError> {
+    let metrics = Arc::new(Metrics::new(&registry).map_err(|e| DataflowError::Metrics(e.to_string()))?);
+    run_with(config, registry, metrics)
+}
+
+/// As [`run`], with metrics the caller made (and can read, e.g. the
+/// fine-grained freshness histogram) registered in `registry`.
+pub fn run_with(config: DataflowConfig, registry: prometheus::Registry, metrics: Arc<Metrics>) -> Result<(), DataflowError> {
     config.validate()?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
@@ -154,7 +161,6 @@ pub fn run(config: DataflowConfig, registry: prometheus::Registry) -> Result<(),
         .thread_name("prescient-io")
         .build()
         .map_err(|e| DataflowError::Timely(format!("tokio runtime: {e}")))?;
-    let metrics = Arc::new(Metrics::new(&registry).map_err(|e| DataflowError::Metrics(e.to_string()))?);
     let windows = config.windows();
     let (pool, resume) = runtime.block_on(async {
         let url = config.database_url.clone();

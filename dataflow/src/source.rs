@@ -90,6 +90,13 @@ pub struct LagContext {
 }
 
 impl ClientContext for LagContext {
+    fn error(&self, error: KafkaError, reason: &str) {
+        // Reaching a partition's end is how idleness is detected, not an error.
+        if !matches!(error, KafkaError::PartitionEOF(_)) {
+            tracing::warn!(error = %error, reason, "kafka client");
+        }
+    }
+
     fn stats(&self, statistics: Statistics) {
         if let Some(topic) = statistics.topics.get(&self.topic) {
             for (p, part) in &topic.partitions {

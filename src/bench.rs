@@ -1,0 +1,268 @@
+//! `prescient bench ingest`: the ingest benchmark.
+//!
+//! In one run, on the embedded broker and a private PostgreSQL:
+//! 1. preload N generated events across many partitions;
+//! 2. **raw ceiling**: one rdkafka consumer thread reads and parses them all;
+//! 3. **pipeline**: the dataflow reads them all and commits every offset with
+//!    its aggregates (`--until-caught-up`), checked against N;
+//! 4. **freshness**: events produced at a fixed rate while the dataflow runs;
+//!    p50/p99 from each event's Kafka timestamp to the commit of its rows;
+//! 5. optionally a **soak** at that rate, sampling RSS;
+//! 6. peak RSS of the process.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use rdkafka::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::KafkaError;
+use rdkafka::message::Message;
+use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+
+use prescient_dataflow::{DataflowConfig, Metrics};
+use prescient_infra::broker::EmbeddedBroker;
+use prescient_infra::postgres::PgInstance;
+
+use crate::produce::{self, Generator, ProduceArgs};
+
+/// `prescient bench ...`
+#[derive(Debug, clap::Subcommand)]
+pub enum BenchCommand {
+    /// Ingest throughput, freshness and memory of the dataflow.
+    Ingest(IngestArgs),
+}
+
+/// Flags of `prescient bench ingest`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct IngestArgs {
+    /// Events to preload.
+    #[arg(long, default_value_t = 2_000_000)]
+    pub events: u64,
+    /// Partitions to spread them over (the embedded broker keeps at most
+    /// 100,000 messages or 5 MB per partition).
+    #[arg(long, default_value_t = 64)]
+    pub partitions: i32,
+    /// Dataflow worker threads.
+    #[arg(long, default_value_t = 2)]
+    pub workers: usize,
+    /// Rate of the freshness phase, events per second.
+    #[arg(long, default_value_t = 100_000.0)]
+    pub rate: f64,
+    /// Length of the freshness phase, seconds.
+    #[arg(long, default_value_t = 30)]
+    pub freshness_secs: u64,
+    /// Keep producing at --rate this many more seconds, sampling RSS (0: skip).
+    #[arg(long, default_value_t = 0)]
+    pub soak_secs: u64,
+    /// Use this PostgreSQL instead of a private one.
+    #[arg(long, env = "DATABASE_URL")]
+    pub database_url: Option<String>,
+}
+
+/// Runs a benchmark.
+pub fn run(cmd: BenchCommand) -> anyhow::Result<()> {
+    match cmd {
+        BenchCommand::Ingest(args) => ingest(args),
+    }
+}
+
+fn rss_kib(field: &str) -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with(field))
+                .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
+        })
+        .unwrap_or(0)
+}
+
+fn ingest(args: IngestArgs) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Runtime::new()?;
+    let broker = EmbeddedBroker::start(1)?;
+    let (preload_topic, live_topic) = ("bench-ingest", "bench-live");
+    broker.create_topic(preload_topic, args.partitions)?;
+    broker.create_topic(live_topic, args.partitions)?;
+    broker.create_topic(prescient_contracts::DEAD_LETTER_TOPIC, 1)?;
+    let brokers = broker.bootstrap_servers();
+    let (_pg, url) = match &args.database_url {
+        Some(u) => (None, u.clone()),
+        None => {
+            let pg = runtime.block_on(PgInstance::start())?;
+            let url = pg.url();
+            (Some(pg), url)
+        }
+    };
+    let machine = format!(
+        "{} cores, {} MiB RAM",
+        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
+        std::fs::read_to_string("/proc/meminfo")
+            .ok()
+            .and_then(|m| m.lines().next().and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok()))
+            .unwrap_or(0)
+            / 1024
+    );
+    eprintln!("bench ingest: {} events over {} partitions, {} workers, on {machine}", args.events, args.partitions, args.workers);
+
+    // 1. Preload.
+    let mut p = ProduceArgs::defaults(brokers.clone());
+    p.topic = preload_topic.into();
+    p.events = Some(args.events);
+    p.no_pace = true;
+    p.rate = 20_000.0; // event-time density: 2M events span ~100 s of event time
+    p.start = Some(chrono::Utc::now() - chrono::Duration::days(1));
+    let bar = indicatif::ProgressBar::new(args.events).with_message("preloading");
+    let preload = {
+        let producer = produce::producer(&brokers)?;
+        let mut g = Generator::new(&p);
+        let started = Instant::now();
+        for i in 0..args.events {
+            let (key, payload) = g.next_record();
+            produce::send(&producer, preload_topic, key.as_bytes(), &payload)?;
+            if i % 65_536 == 0 {
+                bar.set_position(i);
+            }
+        }
+        producer_flush(&producer)?;
+        bar.finish_and_clear();
+        started.elapsed().as_secs_f64()
+    };
+    eprintln!("preloaded in {preload:.1}s ({:.0}/s)", args.events as f64 / preload);
+
+    // 2. Raw ceiling: one consumer thread, read + parse.
+    let raw = raw_ceiling(&brokers, preload_topic, args.partitions, args.events)?;
+    eprintln!("raw ceiling: {:.0} events/s", args.events as f64 / raw);
+
+    // 3. Pipeline until every offset is committed.
+    let mut config = DataflowConfig::new(brokers.clone(), url.clone());
+    config.topic = preload_topic.into();
+    config.workers = args.workers;
+    config.until_caught_up = true;
+    let started = Instant::now();
+    prescient_dataflow::run(config, prometheus::Registry::new())?;
+    let pipeline = started.elapsed().as_secs_f64();
+    let pool = runtime.block_on(sqlx::PgPool::connect(&url))?;
+    let (total, dlq): (Option<i64>, i64) = runtime.block_on(
+        sqlx::query_as(
+            "SELECT (SELECT sum(requests)::int8 FROM service_minute WHERE minute < now() - interval '12 hours'),
+                    (SELECT count(*) FROM ingest_offsets WHERE topic = $1)",
+        )
+        .bind(preload_topic)
+        .fetch_one(&pool),
+    )?;
+    if total != Some(args.events as i64) {
+        bail!("pipeline counted {total:?} requests, expected {}", args.events);
+    }
+    eprintln!("pipeline: {:.0} events/s ({dlq} partitions committed, {} requests in service_minute)", args.events as f64 / pipeline, args.events);
+
+    // 4. Freshness at a fixed rate, 5. soak.
+    let registry = prometheus::Registry::new();
+    let metrics = Arc::new(Metrics::new(&registry)?);
+    let mut live = DataflowConfig::new(brokers.clone(), url.clone());
+    live.topic = live_topic.into();
+    live.workers = args.workers;
+    let m = metrics.clone();
+    prescient_dataflow::SHUTDOWN.store(false, Ordering::Relaxed);
+    let dataflow = std::thread::spawn(move || prescient_dataflow::run_with(live, registry, m));
+    std::thread::sleep(Duration::from_secs(2));
+    let total_secs = args.freshness_secs + args.soak_secs;
+    let mut lp = ProduceArgs::defaults(brokers.clone());
+    lp.topic = live_topic.into();
+    lp.rate = args.rate;
+    lp.seasonality = 0.0;
+    lp.noise = 0.0;
+    lp.flash_chance = 0.0;
+    lp.duration = Some(Duration::from_secs(total_secs));
+    let producer = std::thread::spawn(move || produce::run(&lp, &|| false));
+    let warmup = Duration::from_secs((args.freshness_secs / 5).max(2));
+    std::thread::sleep(warmup);
+    metrics.freshness_ms.lock().expect("lock").reset();
+    let measure_started = Instant::now();
+    let events_at_start = metrics.events_in.get();
+    std::thread::sleep(Duration::from_secs(args.freshness_secs).saturating_sub(warmup));
+    let fresh = metrics.freshness_ms.lock().expect("lock").clone();
+    let measured_rate = (metrics.events_in.get() - events_at_start) as f64 / measure_started.elapsed().as_secs_f64();
+    let mut rss_samples = vec![(0u64, rss_kib("VmRSS:"))];
+    let soak_started = Instant::now();
+    while soak_started.elapsed() < Duration::from_secs(args.soak_secs) {
+        std::thread::sleep(Duration::from_secs(10));
+        rss_samples.push((soak_started.elapsed().as_secs(), rss_kib("VmRSS:")));
+        eprintln!("soak {:>4}s: RSS {} MiB, keys held {}", soak_started.elapsed().as_secs(), rss_kib("VmRSS:") / 1024, metrics.keys_held.get());
+    }
+    let produced = producer.join().map_err(|_| anyhow::anyhow!("producer panicked"))??;
+    prescient_dataflow::SHUTDOWN.store(true, Ordering::Relaxed);
+    dataflow.join().map_err(|_| anyhow::anyhow!("dataflow panicked"))??;
+    prescient_dataflow::SHUTDOWN.store(false, Ordering::Relaxed);
+
+    let raw_rate = args.events as f64 / raw;
+    let pipe_rate = args.events as f64 / pipeline;
+    println!();
+    println!("| measure | value |");
+    println!("| --- | --- |");
+    println!("| machine | {machine} |");
+    println!("| events preloaded | {} over {} partitions |", args.events, args.partitions);
+    println!("| raw ceiling (1 consumer thread: read + parse) | {raw_rate:.0} events/s |");
+    println!("| pipeline ({} workers, until every offset is committed) | {pipe_rate:.0} events/s ({:.0}% of raw) |", args.workers, 100.0 * pipe_rate / raw_rate);
+    println!(
+        "| freshness at {:.0} events/s offered ({measured_rate:.0}/s read) | p50 {} ms, p99 {} ms ({} events) |",
+        args.rate,
+        fresh.quantile(0.5).map_or("-".into(), |v| v.to_string()),
+        fresh.quantile(0.99).map_or("-".into(), |v| v.to_string()),
+        fresh.count()
+    );
+    println!("| live producer | {} events in {:.0}s |", produced.records, produced.seconds);
+    if args.soak_secs > 0 {
+        let after_warmup: Vec<u64> = rss_samples.iter().skip(1).map(|(_, r)| *r).collect();
+        println!(
+            "| RSS over the {}s soak (every 10 s, MiB) | {} |",
+            args.soak_secs,
+            after_warmup.iter().map(|r| (r / 1024).to_string()).collect::<Vec<_>>().join(", ")
+        );
+    }
+    println!("| peak RSS (VmHWM) | {} MiB |", rss_kib("VmHWM:") / 1024);
+    Ok(())
+}
+
+fn producer_flush(producer: &rdkafka::producer::BaseProducer) -> anyhow::Result<()> {
+    use rdkafka::producer::Producer;
+    producer.flush(Duration::from_secs(60)).context("flushing the preload")?;
+    Ok(())
+}
+
+/// Seconds for one consumer thread to read and parse `events` records.
+fn raw_ceiling(brokers: &str, topic: &str, partitions: i32, events: u64) -> anyhow::Result<f64> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", "bench-raw")
+        .set("enable.auto.commit", "false")
+        .set("enable.partition.eof", "false")
+        .create()?;
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..partitions {
+        tpl.add_partition_offset(topic, p, Offset::Beginning)?;
+    }
+    consumer.assign(&tpl)?;
+    let mut read = 0u64;
+    let mut valid = 0u64;
+    let mut started = None;
+    let deadline = Instant::now() + Duration::from_secs(600);
+    while read < events {
+        match consumer.poll(Duration::from_millis(100)) {
+            Some(Ok(m)) => {
+                started.get_or_insert_with(Instant::now);
+                read += 1;
+                valid += u64::from(prescient_contracts::event::parse_event(m.payload().unwrap_or_default()).is_ok());
+            }
+            Some(Err(KafkaError::PartitionEOF(_))) => {}
+            Some(Err(e)) => bail!("raw consumer: {e}"),
+            None if Instant::now() > deadline => bail!("raw consumer read only {read} of {events}"),
+            None => {}
+        }
+    }
+    if valid != events {
+        bail!("raw consumer parsed {valid} valid of {events}");
+    }
+    Ok(started.map_or(0.0, |s| s.elapsed().as_secs_f64()))
+}

@@ -1,0 +1,163 @@
+//! `prescient demo`: the whole system on embedded defaults.
+//!
+//! Starts an embedded Kafka-protocol broker on a loopback port, a private
+//! PostgreSQL (unless `--database-url` / `DATABASE_URL` is given), the load
+//! generator, and the dataflow; prints where to connect; reports progress
+//! every few seconds until Ctrl-C (or `--duration`).
+
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+
+use prescient_dataflow::DataflowConfig;
+use prescient_infra::broker::EmbeddedBroker;
+use prescient_infra::postgres::PgInstance;
+
+use crate::produce::{self, ProduceArgs};
+
+/// Flags of `prescient demo`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct DemoArgs {
+    /// Use this PostgreSQL instead of starting a private one.
+    #[arg(long, env = "DATABASE_URL")]
+    pub database_url: Option<String>,
+    /// Events per second of the built-in generator; 0 turns it off.
+    #[arg(long, default_value_t = 2000.0)]
+    pub rate: f64,
+    /// Partitions of the user-events topic.
+    #[arg(long, default_value_t = 8)]
+    pub partitions: i32,
+    /// Dataflow worker threads.
+    #[arg(long, default_value_t = 2)]
+    pub workers: usize,
+    /// Share of deliberately malformed records (shows the dead-letter topic at work).
+    #[arg(long, default_value_t = 0.001)]
+    pub bad_ratio: f64,
+    /// Where to serve Prometheus metrics.
+    #[arg(long, default_value = "127.0.0.1:9184")]
+    pub metrics_addr: SocketAddr,
+    /// Stop after this long (default: run until Ctrl-C).
+    #[arg(long, value_parser = prescient_dataflow::config::parse_duration)]
+    pub duration: Option<Duration>,
+    /// Seconds between status lines.
+    #[arg(long, default_value_t = 5)]
+    pub status_every: u64,
+}
+
+/// Runs the demo until Ctrl-C or `--duration`.
+pub fn run(args: DemoArgs) -> anyhow::Result<()> {
+    let stop = crate::stop_on_ctrl_c()?;
+    let runtime = tokio::runtime::Runtime::new()?;
+    let broker = EmbeddedBroker::start(1).context("starting the embedded broker")?;
+    broker.create_topic(prescient_contracts::USER_EVENTS_TOPIC, args.partitions)?;
+    for topic in [
+        prescient_contracts::DEAD_LETTER_TOPIC,
+        prescient_contracts::SCALING_DECISIONS_TOPIC,
+        prescient_contracts::SCALING_ACTIONS_TOPIC,
+    ] {
+        broker.create_topic(topic, 1)?;
+    }
+    let bootstrap = broker.bootstrap_servers();
+    let (pg, url) = match &args.database_url {
+        Some(url) => (None, url.clone()),
+        None => {
+            let pg = runtime.block_on(PgInstance::start()).context("starting a private PostgreSQL")?;
+            let url = pg.url();
+            (Some(pg), url)
+        }
+    };
+    println!("Prescient demo");
+    println!("  Kafka bootstrap servers : {bootstrap}   (topics user-events, user-events-dlq, scaling-decisions, scaling-actions)");
+    println!("  PostgreSQL              : {url}{}", if pg.is_some() { "   (private, deleted on exit)" } else { "" });
+    println!("  Prometheus metrics      : http://{}/metrics", args.metrics_addr);
+    println!("  Try: psql '{url}' -c 'SELECT * FROM service_minute ORDER BY minute DESC LIMIT 10'");
+    println!("       prescient produce --brokers {bootstrap} --rate 500");
+    println!("  Ctrl-C to stop.");
+
+    let mut config = DataflowConfig::new(bootstrap.clone(), url.clone());
+    config.workers = args.workers;
+    config.metrics_addr = Some(args.metrics_addr);
+    config.idle_timeout = Duration::from_secs(5);
+    let registry = prometheus::Registry::new();
+    let dataflow_registry = registry.clone();
+    let dataflow = std::thread::Builder::new()
+        .name("dataflow".into())
+        .spawn(move || prescient_dataflow::run(config, dataflow_registry))?;
+
+    let generator = (args.rate > 0.0).then(|| {
+        let mut p = ProduceArgs::defaults(bootstrap.clone());
+        p.rate = args.rate;
+        p.bad_ratio = args.bad_ratio;
+        std::thread::spawn(move || produce::run(&p, &|| stop.load(Ordering::Relaxed)))
+    });
+
+    let started = Instant::now();
+    let pool = runtime.block_on(sqlx::PgPool::connect(&url))?;
+    let mut last_status = Instant::now();
+    loop {
+        std::thread::sleep(Duration::from_millis(200));
+        let timed_out = args.duration.is_some_and(|d| started.elapsed() >= d);
+        if timed_out || stop.load(Ordering::Relaxed) || dataflow.is_finished() {
+            break;
+        }
+        if last_status.elapsed() >= Duration::from_secs(args.status_every) {
+            last_status = Instant::now();
+            match runtime.block_on(status(&pool, &registry)) {
+                Ok(line) => println!("[{:>4}s] {line}", started.elapsed().as_secs()),
+                Err(e) => println!("[{:>4}s] status unavailable: {e}", started.elapsed().as_secs()),
+            }
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    prescient_dataflow::SHUTDOWN.store(true, Ordering::Relaxed);
+    if let Some(g) = generator {
+        match g.join() {
+            Ok(Ok(p)) => println!("generator: {} events in {:.0}s", p.records, p.seconds),
+            Ok(Err(e)) => println!("generator failed: {e}"),
+            Err(_) => println!("generator panicked"),
+        }
+    }
+    let result = dataflow.join().map_err(|_| anyhow::anyhow!("dataflow thread panicked"))?;
+    if let Ok(line) = runtime.block_on(status(&pool, &registry)) {
+        println!("final: {line}");
+    }
+    runtime.block_on(pool.close());
+    drop(pg);
+    drop(broker);
+    result.context("dataflow")?;
+    Ok(())
+}
+
+fn counter(registry: &prometheus::Registry, name: &str) -> f64 {
+    registry
+        .gather()
+        .iter()
+        .filter(|f| f.name() == name)
+        .flat_map(|f| f.get_metric().iter().map(|m| m.get_counter().get_value()).collect::<Vec<_>>())
+        .sum()
+}
+
+async fn status(pool: &sqlx::PgPool, registry: &prometheus::Registry) -> anyhow::Result<String> {
+    let (rows, services): (i64, i64) =
+        sqlx::query_as("SELECT (SELECT count(*) FROM metrics_minute), (SELECT count(*) FROM service_minute)")
+            .fetch_one(pool)
+            .await?;
+    let latest: Vec<(String, i64, i64, Option<f64>)> = sqlx::query_as(
+        "SELECT service, requests, errors, latency_p99_ms FROM service_minute
+         WHERE minute = (SELECT max(minute) FROM service_minute) ORDER BY requests DESC LIMIT 4",
+    )
+    .fetch_all(pool)
+    .await?;
+    let top: Vec<String> = latest
+        .iter()
+        .map(|(s, r, e, p99)| format!("{s} {r} req/{e} err p99 {:.0}ms", p99.unwrap_or(0.0)))
+        .collect();
+    Ok(format!(
+        "events in {:.0}, dead-lettered {:.0} | rows: metrics_minute {rows}, service_minute {services} | this minute: {}",
+        counter(registry, "prescient_events_in_total"),
+        counter(registry, "prescient_events_rejected_total"),
+        if top.is_empty() { "-".to_string() } else { top.join(", ") }
+    ))
+}
