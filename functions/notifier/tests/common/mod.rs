@@ -1,0 +1,81 @@
+//! Shared by the notifier's integration tests: a local Slack-compatible
+//! webhook receiver and sample actions.
+
+use std::convert::Infallible;
+use std::sync::{Arc, Mutex};
+
+use chrono::Utc;
+use http_body_util::{BodyExt, Full};
+use hyper::body::{Bytes, Incoming};
+use hyper::{Request, Response};
+use hyper_util::rt::TokioIo;
+use prescient_contracts::action::{Outcome, ScalingAction};
+use prescient_contracts::decision::{Mode, Target};
+
+/// The webhook path: its last segment plays the secret token.
+pub const SECRET_PATH: &str = "/services/T0000/B0000/s3cr3tT0ken";
+
+#[derive(Clone, Default)]
+/// The receiver: texts received, and a switch to make it fail.
+pub struct Hook {
+    pub texts: Arc<Mutex<Vec<String>>>,
+    pub fail: Arc<Mutex<bool>>,
+}
+
+impl Hook {
+    async fn serve(self, req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
+        let ok_path = req.uri().path() == SECRET_PATH && req.method() == "POST";
+        let body = req.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+        if *self.fail.lock().unwrap() || !ok_path {
+            return Ok(Response::builder().status(500).body(Full::new(Bytes::from("no_service"))).unwrap());
+        }
+        let v: serde_json::Value = serde_json::from_slice(&body).expect("webhook body is JSON");
+        self.texts.lock().unwrap().push(v["text"].as_str().expect("a text field").to_string());
+        Ok(Response::new(Full::new(Bytes::from("ok"))))
+    }
+
+    pub fn texts(&self) -> Vec<String> {
+        self.texts.lock().unwrap().clone()
+    }
+}
+
+/// Starts the receiver on 127.0.0.1; returns it and its (secret) URL.
+pub async fn start_hook() -> (Hook, String) {
+    let hook = Hook::default();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://127.0.0.1:{}{SECRET_PATH}", listener.local_addr().unwrap().port());
+    let server = hook.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((tcp, _)) = listener.accept().await else { return };
+            let server = server.clone();
+            tokio::spawn(async move {
+                let svc = hyper::service::service_fn(move |req| server.clone().serve(req));
+                let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(tcp), svc).await;
+            });
+        }
+    });
+    (hook, url)
+}
+
+/// A sample action for node group `prod/{nodegroup}`.
+pub fn action(outcome: Outcome, nodegroup: &str) -> ScalingAction {
+    ScalingAction {
+        decision_id: uuid::Uuid::new_v4(),
+        service: "checkout".into(),
+        target: Target::Nodegroup { cluster: "prod".into(), nodegroup: nodegroup.into() },
+        outcome,
+        previous: Some(2),
+        requested: 5,
+        applied: Some(5),
+        reason: "set 2 → 5".into(),
+        mode: Mode::Apply,
+        retryable: outcome == Outcome::Failed,
+        at: Utc::now(),
+    }
+}
+
+/// The action as the scaler publishes it.
+pub fn json(a: &ScalingAction) -> String {
+    serde_json::to_string(a).unwrap()
+}

@@ -1,0 +1,137 @@
+//! Configuration, from environment variables only.
+//!
+//! | variable | default | meaning |
+//! | --- | --- | --- |
+//! | `PRESCIENT_ACTIONS_TOPIC_ARN` | unset | SNS topic each outcome is published to; unset: outcomes are only logged |
+//! | `PRESCIENT_FORCE_DRY_RUN` | `false` | `true`: handle every decision as `dry-run`, whatever its mode |
+//! | `PRESCIENT_MAX_CONCURRENCY` | `16` | targets handled at the same time within one batch |
+//! | `PRESCIENT_HTTP_TIMEOUT_MS` | `5000` | timeout of each Kubernetes API request |
+//! | `PRESCIENT_STS_URL` | `https://sts.{region}.amazonaws.com/` | STS endpoint the EKS token is presigned for |
+//!
+//! AWS clients take the standard SDK configuration (`AWS_REGION`,
+//! `AWS_ENDPOINT_URL`, `AWS_ENDPOINT_URL_EKS`, `AWS_ENDPOINT_URL_SNS`,
+//! credentials), so the function can be pointed at an emulator unchanged.
+
+use std::time::Duration;
+
+/// A configuration value that could not be parsed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("environment variable {name}={value:?}: {why}")]
+pub struct ConfigError {
+    /// Variable name.
+    pub name: &'static str,
+    /// Its value.
+    pub value: String,
+    /// What is wrong.
+    pub why: String,
+}
+
+/// The scaler's settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// SNS topic ARN for outcomes (`PRESCIENT_ACTIONS_TOPIC_ARN`).
+    pub actions_topic_arn: Option<String>,
+    /// Handle every decision as dry-run (`PRESCIENT_FORCE_DRY_RUN`).
+    pub force_dry_run: bool,
+    /// Targets handled concurrently (`PRESCIENT_MAX_CONCURRENCY`).
+    pub max_concurrency: usize,
+    /// Kubernetes API request timeout (`PRESCIENT_HTTP_TIMEOUT_MS`).
+    pub http_timeout: Duration,
+    /// STS endpoint override for the EKS token (`PRESCIENT_STS_URL`).
+    pub sts_url: Option<String>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            actions_topic_arn: None,
+            force_dry_run: false,
+            max_concurrency: 16,
+            http_timeout: Duration::from_millis(5000),
+            sts_url: None,
+        }
+    }
+}
+
+impl Config {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Config, ConfigError> {
+        Config::from_lookup(|k| std::env::var(k).ok())
+    }
+
+    /// Reads settings through `get` (the environment, or a map in tests).
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+        let d = Config::default();
+        let nonempty = |k: &str| get(k).filter(|v| !v.trim().is_empty());
+        Ok(Config {
+            actions_topic_arn: nonempty("PRESCIENT_ACTIONS_TOPIC_ARN"),
+            force_dry_run: match nonempty("PRESCIENT_FORCE_DRY_RUN") {
+                None => d.force_dry_run,
+                Some(v) => parse_bool("PRESCIENT_FORCE_DRY_RUN", &v)?,
+            },
+            max_concurrency: match nonempty("PRESCIENT_MAX_CONCURRENCY") {
+                None => d.max_concurrency,
+                Some(v) => parse_positive("PRESCIENT_MAX_CONCURRENCY", &v)? as usize,
+            },
+            http_timeout: match nonempty("PRESCIENT_HTTP_TIMEOUT_MS") {
+                None => d.http_timeout,
+                Some(v) => Duration::from_millis(parse_positive("PRESCIENT_HTTP_TIMEOUT_MS", &v)?),
+            },
+            sts_url: nonempty("PRESCIENT_STS_URL"),
+        })
+    }
+}
+
+/// `true`/`false`, `1`/`0`, `yes`/`no` (any case).
+pub fn parse_bool(name: &'static str, value: &str) -> Result<bool, ConfigError> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" => Ok(true),
+        "false" | "0" | "no" => Ok(false),
+        _ => Err(ConfigError { name, value: value.into(), why: "expected true or false".into() }),
+    }
+}
+
+/// A whole number ≥ 1.
+pub fn parse_positive(name: &'static str, value: &str) -> Result<u64, ConfigError> {
+    match value.trim().parse::<u64>() {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err(ConfigError { name, value: value.into(), why: "expected a whole number >= 1".into() }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn cfg(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let m: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Config::from_lookup(|k| m.get(k).cloned())
+    }
+
+    #[test]
+    fn defaults_and_overrides() {
+        assert_eq!(cfg(&[]).unwrap(), Config::default());
+        let c = cfg(&[
+            ("PRESCIENT_ACTIONS_TOPIC_ARN", "arn:aws:sns:us-east-1:123456789012:actions"),
+            ("PRESCIENT_FORCE_DRY_RUN", "YES"),
+            ("PRESCIENT_MAX_CONCURRENCY", "4"),
+            ("PRESCIENT_HTTP_TIMEOUT_MS", "250"),
+            ("PRESCIENT_STS_URL", ""),
+        ])
+        .unwrap();
+        assert_eq!(c.actions_topic_arn.as_deref(), Some("arn:aws:sns:us-east-1:123456789012:actions"));
+        assert!(c.force_dry_run);
+        assert_eq!(c.max_concurrency, 4);
+        assert_eq!(c.http_timeout, Duration::from_millis(250));
+        assert_eq!(c.sts_url, None);
+    }
+
+    #[test]
+    fn rejects_bad_values_naming_the_variable() {
+        let e = cfg(&[("PRESCIENT_FORCE_DRY_RUN", "maybe")]).unwrap_err();
+        assert_eq!(e.name, "PRESCIENT_FORCE_DRY_RUN");
+        let e = cfg(&[("PRESCIENT_MAX_CONCURRENCY", "0")]).unwrap_err();
+        assert!(e.to_string().contains("PRESCIENT_MAX_CONCURRENCY"));
+    }
+}
