@@ -41,6 +41,9 @@ pub struct ResumeState {
     pub frontier: Option<i64>,
 }
 
+/// partition, next_offset, watermark_ms, replay_offset, replay_watermark_ms
+type OffsetRow = (i32, i64, Option<i64>, i64, Option<i64>);
+
 /// Loads the stored progress of `topic`, recording `windows` on first use and
 /// refusing to mix rows made with different window settings.
 pub async fn load(pool: &PgPool, topic: &str, windows: Windows) -> Result<ResumeState, OffsetsError> {
@@ -67,7 +70,7 @@ pub async fn load(pool: &PgPool, topic: &str, windows: Windows) -> Result<Resume
             lateness_ms: windows.lateness_ms,
         });
     }
-    let rows: Vec<(i32, i64, Option<i64>, i64, Option<i64>)> = sqlx::query_as(
+    let rows: Vec<OffsetRow> = sqlx::query_as(
         "SELECT partition, next_offset, watermark_ms, replay_offset, replay_watermark_ms
          FROM ingest_offsets WHERE topic = $1",
     )

@@ -8,6 +8,14 @@
 //! `service_minute` rows, the `ingest_offsets` they cover and the frontier.
 //! The operator holds the tick's capability until that transaction has
 //! committed, so the sources can see how far commits lag and pause.
+//!
+//! Rows only grow: every accepted event adds a request to its rows, so a
+//! correct new value always has more `requests` than the stored one. When
+//! a window closes, each worker retracts its share of the window's state
+//! at its own tick; in between, the reduction sees only part of the
+//! window and emits a smaller value. Those values are not the row's: the
+//! sink (in memory and in SQL) only ever replaces a row by one with more
+//! requests, which keeps exactly the real updates.
 
 use std::cell::Cell;
 use std::collections::{BTreeMap, VecDeque};
@@ -101,8 +109,12 @@ impl CommitBatch {
     /// Folds a later batch into this one (later values win).
     pub fn merge(&mut self, later: CommitBatch) {
         self.time = self.time.max(later.time);
-        self.metrics.extend(later.metrics);
-        self.services.extend(later.services);
+        for (k, row) in later.metrics {
+            keep_larger(&mut self.metrics, k, row, |r| r.agg.requests);
+        }
+        for (k, row) in later.services {
+            keep_larger(&mut self.services, k, row, |r| r.agg.requests);
+        }
         self.offsets.extend(later.offsets);
         self.frontier = later.frontier.or(self.frontier);
         self.created.extend(later.created);
@@ -111,6 +123,17 @@ impl CommitBatch {
     /// Rows it writes.
     pub fn rows(&self) -> usize {
         self.metrics.len() + self.services.len() + self.offsets.len()
+    }
+}
+
+/// Inserts `row` unless the map holds one with at least as many requests
+/// (see the module docs: rows only grow).
+fn keep_larger<R>(map: &mut FxHashMap<(u64, i64), R>, key: (u64, i64), row: R, requests: impl Fn(&R) -> i64) {
+    match map.get(&key) {
+        Some(old) if requests(old) >= requests(&row) => {}
+        _ => {
+            map.insert(key, row);
+        }
     }
 }
 
@@ -135,7 +158,8 @@ pub async fn write_batch(pool: &PgPool, topic: &str, b: &CommitBatch) -> Result<
                  requests = EXCLUDED.requests, errors = EXCLUDED.errors,
                  latency_p50_ms = EXCLUDED.latency_p50_ms, latency_p95_ms = EXCLUDED.latency_p95_ms,
                  latency_p99_ms = EXCLUDED.latency_p99_ms, active_users = EXCLUDED.active_users,
-                 updated_at = now()",
+                 updated_at = now()
+             WHERE metrics_minute.requests < EXCLUDED.requests",
         )
         .bind(rows.iter().map(|r| r.tenant.as_str()).collect::<Vec<_>>())
         .bind(rows.iter().map(|r| r.service.as_str()).collect::<Vec<_>>())
@@ -164,7 +188,8 @@ pub async fn write_batch(pool: &PgPool, topic: &str, b: &CommitBatch) -> Result<
                  requests = EXCLUDED.requests, errors = EXCLUDED.errors,
                  latency_p50_ms = EXCLUDED.latency_p50_ms, latency_p95_ms = EXCLUDED.latency_p95_ms,
                  latency_p99_ms = EXCLUDED.latency_p99_ms, active_users = EXCLUDED.active_users,
-                 updated_at = now()",
+                 updated_at = now()
+             WHERE service_minute.requests < EXCLUDED.requests",
         )
         .bind(rows.iter().map(|r| r.service.as_str()).collect::<Vec<_>>())
         .bind(rows.iter().map(|r| ts(r.minute_ms)).collect::<Vec<_>>())
@@ -377,27 +402,28 @@ pub fn commit<'scope>(
                         SinkMsg::Created(ms, n) => batch.created.push((ms, n)),
                         SinkMsg::Metric((key, _svc, minute), agg, diff) if diff > 0 => {
                             match names.keys.get(&key) {
-                                Some((tenant, service, endpoint)) => {
-                                    batch.metrics.insert(
-                                        (key, minute),
-                                        MetricRow {
-                                            tenant: tenant.clone(),
-                                            service: service.clone(),
-                                            endpoint: endpoint.clone(),
-                                            minute_ms: minute,
-                                            agg,
-                                        },
-                                    );
-                                }
+                                Some((tenant, service, endpoint)) => keep_larger(
+                                    &mut batch.metrics,
+                                    (key, minute),
+                                    MetricRow {
+                                        tenant: tenant.clone(),
+                                        service: service.clone(),
+                                        endpoint: endpoint.clone(),
+                                        minute_ms: minute,
+                                        agg,
+                                    },
+                                    |r| r.agg.requests,
+                                ),
                                 None => tracing::error!(key, "row for a key whose name never arrived"),
                             }
                         }
                         SinkMsg::Service((svc, minute), agg, diff) if diff > 0 => match names.services.get(&svc) {
-                            Some(service) => {
-                                batch
-                                    .services
-                                    .insert((svc, minute), ServiceRow { service: service.clone(), minute_ms: minute, agg });
-                            }
+                            Some(service) => keep_larger(
+                                &mut batch.services,
+                                (svc, minute),
+                                ServiceRow { service: service.clone(), minute_ms: minute, agg },
+                                |r| r.agg.requests,
+                            ),
                             None => tracing::error!(svc, "row for a service whose name never arrived"),
                         },
                         // A retraction without a new value: the window closed and its

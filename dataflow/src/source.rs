@@ -92,7 +92,9 @@ pub struct LagContext {
 impl ClientContext for LagContext {
     fn error(&self, error: KafkaError, reason: &str) {
         // Reaching a partition's end is how idleness is detected, not an error.
-        if !matches!(error, KafkaError::PartitionEOF(_)) {
+        let eof = matches!(error, KafkaError::PartitionEOF(_))
+            || error.rdkafka_error_code() == Some(rdkafka::types::RDKafkaErrorCode::PartitionEOF);
+        if !eof {
             tracing::warn!(error = %error, reason, "kafka client");
         }
     }
@@ -417,6 +419,7 @@ pub fn kafka_source<'scope>(
         let activator = scope.activator_for(info.address);
         let mut cap = Some(capability);
         let mut paused_since: Option<Instant> = None;
+        let mut warned = false;
         move |output| {
             let Some(src) = state.as_mut() else { return };
             let Some(c) = cap.as_mut() else { return };
@@ -427,14 +430,17 @@ pub fn kafka_source<'scope>(
                 && !stopping
                 && committed.less_than(&(time - settings.max_uncommitted_ticks))
             {
-                if paused_since.is_none() {
+                let since = *paused_since.get_or_insert_with(Instant::now);
+                if !warned && since.elapsed() > Duration::from_secs(1) {
                     tracing::warn!("commits are behind; pausing reads until the database catches up");
-                    paused_since = Some(Instant::now());
+                    warned = true;
                 }
                 activator.activate_after(Duration::from_millis(10));
                 return;
             }
-            if let Some(since) = paused_since.take() {
+            if let Some(since) = paused_since.take()
+                && std::mem::take(&mut warned)
+            {
                 tracing::info!(paused_ms = since.elapsed().as_millis() as u64, "commits caught up; reading again");
             }
             let n = if stopping { 0 } else { src.poll(20_000, Duration::from_millis(20)) };
