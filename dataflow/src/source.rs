@@ -163,6 +163,15 @@ struct Processor {
     frontier: Rc<Cell<Option<i64>>>,
     metrics: Arc<Metrics>,
     keys_held: i64,
+    /// Counts kept locally and added to the shared counters once per tick.
+    counts: Counts,
+}
+
+#[derive(Default)]
+struct Counts {
+    events_in: u64,
+    replayed: u64,
+    late: u64,
 }
 
 impl KafkaSource {
@@ -202,6 +211,10 @@ impl KafkaSource {
         if !partitions.is_empty() {
             consumer.assign(&tpl)?;
         }
+        let to_replay: i64 = parts.values().map(|p| (p.resume_offset - p.next_offset).max(0)).sum();
+        if to_replay > 0 {
+            tracing::info!(records = to_replay, partitions = ?partitions, "re-reading records of still-open windows to rebuild their state");
+        }
         let dlq = DeadLetters::new(&settings.brokers, &settings.dlq_topic, &settings.topic)?;
         Ok(KafkaSource {
             consumer,
@@ -218,6 +231,7 @@ impl KafkaSource {
             frontier,
             metrics,
             keys_held: 0,
+            counts: Counts::default(),
             },
         })
     }
@@ -290,9 +304,9 @@ impl Processor {
         st.eof_since = None;
         let replaying = offset < st.resume_offset;
         if replaying {
-            self.metrics.replayed.inc();
+            self.counts.replayed += 1;
         } else {
-            self.metrics.events_in.inc();
+            self.counts.events_in += 1;
         }
         let event = match parse_event(r.payload().unwrap_or_default()) {
             Ok(e) => e,
@@ -324,7 +338,7 @@ impl Processor {
             return self.reject(replaying, r, why);
         }
         if !replaying && w.late(start, wm) {
-            self.metrics.late.inc();
+            self.counts.late += 1;
         }
         let before = st.watermark;
         st.watermark = st.watermark.max(Some(event.ts_ms));
@@ -359,6 +373,10 @@ impl Processor {
     /// Ends tick `time`: emits this tick's changes, releases closed
     /// windows, and reports progress.
     fn flush(&mut self, time: u64, out: &mut Vec<SourceMsg>) {
+        let counts = std::mem::take(&mut self.counts);
+        self.metrics.events_in.inc_by(counts.events_in);
+        self.metrics.replayed.inc_by(counts.replayed);
+        self.metrics.late.inc_by(counts.late);
         for ((start, key), (svc, acc)) in self.delta.drain() {
             out.extend(acc.contributions(1).map(|(c, n)| SourceMsg::Data((((key, svc, start), c), time, n))));
             let window = self.totals.entry(start).or_default();
@@ -420,6 +438,7 @@ pub fn kafka_source<'scope>(
         let mut cap = Some(capability);
         let mut paused_since: Option<Instant> = None;
         let mut warned = false;
+        let mut replay_started: Option<Instant> = None;
         move |output| {
             let Some(src) = state.as_mut() else { return };
             let Some(c) = cap.as_mut() else { return };
@@ -447,8 +466,12 @@ pub fn kafka_source<'scope>(
             let mut buf = Vec::new();
             if src.replaying() && !stopping {
                 // Stay at the first tick until every partition is replayed.
+                replay_started.get_or_insert_with(Instant::now);
                 activator.activate();
                 return;
+            }
+            if let Some(started) = replay_started.take() {
+                tracing::info!(seconds = started.elapsed().as_secs_f64(), "open windows rebuilt; resuming");
             }
             let now = now_tick(settings.tick_ms).max(time + 1);
             let finished = stopping || (settings.until_caught_up && src.caught_up());
