@@ -55,6 +55,9 @@ pub struct ModelArgs {
     /// Warm-up in points before the first forecast (default: 8 days or half the series).
     #[arg(long)]
     pub warmup: Option<usize>,
+    /// Days of rolling-origin evaluation per fit (model choice and intervals).
+    #[arg(long, default_value_t = 3.0)]
+    pub calibration_days: f64,
     /// Show no progress bar.
     #[arg(long)]
     pub quiet: bool,
@@ -72,7 +75,10 @@ impl ModelArgs {
         if models.is_empty() {
             return Err(CliError::Usage("--models needs at least one model".into()));
         }
-        let mut c = ModelsConfig { models, ..Default::default() };
+        if self.calibration_days.is_nan() || self.calibration_days <= 0.0 {
+            return Err(CliError::Usage("--calibration-days must be > 0".into()));
+        }
+        let mut c = ModelsConfig { models, calibration_days: self.calibration_days, ..Default::default() };
         c.lstm.seed = self.seed;
         Ok(c)
     }
@@ -119,7 +125,7 @@ pub struct SimulateArgs {
     /// Maximum replicas.
     #[arg(long, default_value_t = 100)]
     pub max: u32,
-    /// Target utilisation of `reactive` and `predictive`.
+    /// Target utilisation of `reactive` (and of `predictive` during its warm-up).
     #[arg(long, default_value_t = 0.7)]
     pub target_utilization: f64,
     /// Output CSV; an SVG chart is written beside it (same name, `.svg`).
@@ -133,8 +139,22 @@ pub struct SimulateArgs {
 /// `prescient forecaster`: the forecasting and planning worker.
 pub use crate::worker::WorkerArgs;
 
+/// candle parallelises every matrix product over all cores, which for the
+/// LSTM's tiny matrices costs more in thread wake-ups than it gains (2-3×
+/// slower on 2 cores). The offline commands run the models on one thread
+/// unless the user chose otherwise.
+fn single_threaded_candle() {
+    if std::env::var_os("RAYON_NUM_THREADS").is_none() {
+        // SAFETY: called at the start of a synchronous command, before this
+        // crate starts any thread; nothing else reads the environment
+        // concurrently in the `prescient` binary at that point.
+        unsafe { std::env::set_var("RAYON_NUM_THREADS", "1") };
+    }
+}
+
 /// Runs `prescient backtest`.
 pub fn backtest(args: BacktestArgs) -> Result<(), CliError> {
+    single_threaded_candle();
     let series = Series::from_csv_path(&args.csv)?;
     let opts = BacktestOptions {
         horizon: args.horizon,
@@ -166,13 +186,12 @@ pub fn backtest(args: BacktestArgs) -> Result<(), CliError> {
 
 /// Runs `prescient simulate`.
 pub fn simulate(args: SimulateArgs) -> Result<(), CliError> {
+    single_threaded_candle();
     let series = Series::from_csv_path(&args.csv)?;
     if args.lead.is_nan() || args.lead < 0.0 {
         return Err(CliError::Usage("--lead must be >= 0 minutes".into()));
     }
-    let mut models = args.models.config()?;
-    // Forecasts only need to reach the lead time.
-    models.calibration_days = models.calibration_days.min(2.0);
+    let models = args.models.config()?;
     let opts = SimOptions {
         policy: args.policy,
         capacity: args.capacity,

@@ -11,9 +11,11 @@
 //!   HPA every step on the current demand (no metrics delay, which flatters
 //!   it); `predictive` and `oracle` decide at the start of every interval.
 //! * `predictive` requests the capacity for the highest p90 forecast over
-//!   the next `lead + 1` intervals at the target utilisation, and never less
-//!   than the last interval's demand needs at 100%; it runs the HPA during
-//!   the warm-up before its models are first fitted.
+//!   the next `lead + 1` intervals (the p90 is its headroom, so at 100% of
+//!   capacity), and never less than the last interval's demand needed; the
+//!   window starts now because a scale-in is immediate while a scale-out
+//!   takes `lead`. It runs the HPA during the warm-up, before its models
+//!   are first fitted.
 //! * `oracle` knows the demand and keeps exactly enough replicas (100%
 //!   utilisation) to serve everything: a lower bound on replica-hours.
 //! * Replica-hours count requested replicas (pending ones cost too).
@@ -64,7 +66,7 @@ pub struct SimOptions {
     pub min: u32,
     /// Maximum replicas.
     pub max: u32,
-    /// Target utilisation for `reactive` and `predictive` [0.7].
+    /// Target utilisation of `reactive` (and of `predictive` during warm-up) [0.7].
     pub target_utilization: f64,
     /// Warm-up points excluded from the summary; default `min(8 days, half)`.
     pub warmup: Option<usize>,
@@ -204,7 +206,7 @@ pub fn run(series: &Series, opts: &SimOptions) -> Result<(Vec<SimRow>, SimSummar
                     }
                 };
                 let peak = e.forecast().iter().map(|q| q.p90).fold(0.0, f64::max);
-                let want = hpa.replicas_for(peak, cap).max(need_exact(y[t - 1]));
+                let want = need_exact(peak).max(need_exact(y[t - 1]));
                 fleet.arrive(t0);
                 fleet.set(want, t0, opts.lead_s);
             }

@@ -87,6 +87,9 @@ pub struct WorkerConfig {
     pub active_min: u32,
     /// Fewest minutes of history before a service is forecast.
     pub min_history_min: usize,
+    /// Most time one tick spends fitting; services still due are fitted on
+    /// the next ticks (unfitted ones are planned reactively meanwhile).
+    pub fit_budget: Duration,
     /// Delete forecasts and accuracy rows older than this many hours.
     pub retention_hours: u32,
     /// Models and their settings.
@@ -102,7 +105,8 @@ pub struct WorkerConfig {
 impl WorkerConfig {
     /// Defaults: no Kafka, default policy for every service, poll 5 s,
     /// horizon 60 min, 8 days of history, retrain hourly, active within
-    /// 60 min, forecast after 30 min of history, keep 48 h of forecasts,
+    /// 60 min, forecast after 30 min of history, fit for at most 20 s per
+    /// tick, keep 48 h of forecasts,
     /// models naive + snaive_daily + snaive_weekly + ets (add `lstm` in
     /// `models.models`), migrations on.
     pub fn new(database_url: impl Into<String>) -> Self {
@@ -118,6 +122,7 @@ impl WorkerConfig {
             retrain_every_min: 60,
             active_min: 60,
             min_history_min: 30,
+            fit_budget: Duration::from_secs(20),
             retention_hours: 48,
             models: ModelsConfig {
                 models: vec![ModelKind::Naive, ModelKind::SnaiveDaily, ModelKind::SnaiveWeekly, ModelKind::Ets],
@@ -579,12 +584,13 @@ fn compute(services: &mut BTreeMap<String, ServiceState>, cfg: &WorkerConfig, mi
     let retrain = TimeDelta::minutes(i64::from(cfg.retrain_every_min));
     let (mut fits, mut errors) = (0, 0);
     let mut forecast_secs = 0.0;
+    let started = Instant::now();
     for (name, st) in services.iter_mut() {
         let fresh = std::mem::take(&mut st.fresh).min(st.values.len());
         if st.values.len() < cfg.min_history_min.max(4) {
             continue;
         }
-        let due = st.fitted_at.is_none_or(|t| minute - t >= retrain);
+        let due = st.fitted_at.is_none_or(|t| minute - t >= retrain) && started.elapsed() < cfg.fit_budget;
         if due {
             let mut ens = st.ens.take().unwrap_or_else(|| {
                 let mut e = Ensemble::new(&cfg.models, 1440, hz);

@@ -57,10 +57,9 @@ impl State {
         self.level + phi * self.trend + self.season[self.phase]
     }
 
-    /// Forecast `h` steps ahead from this state.
+    /// Forecast `h` steps ahead from this state, given `damp = φ + … + φ^h`.
     #[inline]
-    fn ahead(&self, phi: f64, h: usize) -> f64 {
-        let damp = if h == 1 { phi } else { (1..=h).map(|k| phi.powi(k as i32)).sum() };
+    fn ahead(&self, damp: f64, h: usize) -> f64 {
         self.level + damp * self.trend + self.season[(self.phase + h - 1) % self.season.len()]
     }
 
@@ -127,6 +126,7 @@ impl Ets {
             st.update(v, p, seasonal);
         }
         let mut sse = 0.0;
+        let damp_h: f64 = (1..=hz).map(|k| p.phi.powi(k as i32)).sum();
         // ring[t % (hz + 1)] = forecast of y[t] made hz steps earlier
         let mut ring = vec![f64::NAN; hz + 1];
         for (i, &v) in y[skip..].iter().enumerate() {
@@ -138,7 +138,7 @@ impl Ets {
                     let eh = v - ring[slot];
                     sse += eh * eh;
                 }
-                ring[(i + hz) % (hz + 1)] = st.ahead(p.phi, hz);
+                ring[(i + hz) % (hz + 1)] = st.ahead(damp_h, hz);
             }
             if sse > give_up {
                 return (f64::INFINITY, st);

@@ -145,6 +145,9 @@ impl Lstm {
     }
 
     /// Trains on one history; a trained model is fine-tuned (warm start).
+    ///
+    /// The matrices are tiny: candle is fastest on one thread here (set
+    /// `RAYON_NUM_THREADS=1`; the `backtest` and `simulate` commands do).
     fn train(&mut self, history: &[f64]) -> Result<(), ModelError> {
         let c = &self.config;
         let (w, hd, hz) = (c.window, c.hidden, self.horizon);
