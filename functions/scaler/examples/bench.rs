@@ -258,7 +258,7 @@ async fn main() {
     // In-process init: what the bin does before it is ready.
     let t = Instant::now();
     let config = Config { actions_topic_arn: Some(topic.clone()), ..Config::default() };
-    let scaler = Scaler::new(&moto.sdk_config(), config);
+    let scaler = Scaler::new(&moto.sdk_config(), config).unwrap();
     println!("init in-process (SDK config + clients): {}", ms(t.elapsed()));
 
     for (label, targets) in [("100 node groups, all resized", NODEGROUPS), ("10 node groups x 10 decisions", 10)] {

@@ -7,6 +7,9 @@
 //! | `PRESCIENT_MAX_CONCURRENCY` | `16` | targets handled at the same time within one batch |
 //! | `PRESCIENT_HTTP_TIMEOUT_MS` | `5000` | timeout of each Kubernetes API request |
 //! | `PRESCIENT_STS_URL` | `https://sts.{region}.amazonaws.com/` | STS endpoint the EKS token is presigned for |
+//! | `PRESCIENT_KAFKA_BROKERS` | unset | bootstrap servers; set: outcomes also go to Kafka (needs the `kafka` build feature) |
+//! | `PRESCIENT_ACTIONS_KAFKA_TOPIC` | `scaling-actions` | topic for outcomes on Kafka |
+//! | `PRESCIENT_KAFKA_PROPERTIES` | unset | extra librdkafka properties, `key=value;key=value` (e.g. `security.protocol=ssl`) |
 //!
 //! AWS clients take the standard SDK configuration (`AWS_REGION`,
 //! `AWS_ENDPOINT_URL`, `AWS_ENDPOINT_URL_EKS`, `AWS_ENDPOINT_URL_SNS`,
@@ -39,6 +42,19 @@ pub struct Config {
     pub http_timeout: Duration,
     /// STS endpoint override for the EKS token (`PRESCIENT_STS_URL`).
     pub sts_url: Option<String>,
+    /// Kafka publishing of outcomes, when configured.
+    pub kafka: Option<KafkaConfig>,
+}
+
+/// Where outcomes go on Kafka.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KafkaConfig {
+    /// `bootstrap.servers` (`PRESCIENT_KAFKA_BROKERS`).
+    pub brokers: String,
+    /// Topic (`PRESCIENT_ACTIONS_KAFKA_TOPIC`, default `scaling-actions`).
+    pub topic: String,
+    /// Extra librdkafka properties (`PRESCIENT_KAFKA_PROPERTIES`).
+    pub properties: Vec<(String, String)>,
 }
 
 impl Default for Config {
@@ -49,6 +65,7 @@ impl Default for Config {
             max_concurrency: 16,
             http_timeout: Duration::from_millis(5000),
             sts_url: None,
+            kafka: None,
         }
     }
 }
@@ -78,8 +95,51 @@ impl Config {
                 Some(v) => Duration::from_millis(parse_positive("PRESCIENT_HTTP_TIMEOUT_MS", &v)?),
             },
             sts_url: nonempty("PRESCIENT_STS_URL"),
+            kafka: match nonempty("PRESCIENT_KAFKA_BROKERS") {
+                None => None,
+                Some(brokers) => Some(KafkaConfig {
+                    brokers: check_kafka_feature(brokers)?,
+                    topic: nonempty("PRESCIENT_ACTIONS_KAFKA_TOPIC")
+                        .unwrap_or_else(|| prescient_contracts::SCALING_ACTIONS_TOPIC.to_string()),
+                    properties: match nonempty("PRESCIENT_KAFKA_PROPERTIES") {
+                        None => Vec::new(),
+                        Some(v) => parse_properties(&v)?,
+                    },
+                }),
+            },
         })
     }
+}
+
+#[cfg(feature = "kafka")]
+fn check_kafka_feature(brokers: String) -> Result<String, ConfigError> {
+    Ok(brokers)
+}
+
+#[cfg(not(feature = "kafka"))]
+fn check_kafka_feature(brokers: String) -> Result<String, ConfigError> {
+    Err(ConfigError {
+        name: "PRESCIENT_KAFKA_BROKERS",
+        value: brokers,
+        why: "this build has no Kafka support: build with --features kafka".into(),
+    })
+}
+
+/// `key=value;key=value` librdkafka properties.
+pub fn parse_properties(value: &str) -> Result<Vec<(String, String)>, ConfigError> {
+    value
+        .split(';')
+        .map(str::trim)
+        .filter(|kv| !kv.is_empty())
+        .map(|kv| match kv.split_once('=') {
+            Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.trim().to_string())),
+            _ => Err(ConfigError {
+                name: "PRESCIENT_KAFKA_PROPERTIES",
+                value: value.into(),
+                why: format!("{kv:?} is not key=value"),
+            }),
+        })
+        .collect()
 }
 
 /// `true`/`false`, `1`/`0`, `yes`/`no` (any case).
@@ -125,6 +185,20 @@ mod tests {
         assert_eq!(c.max_concurrency, 4);
         assert_eq!(c.http_timeout, Duration::from_millis(250));
         assert_eq!(c.sts_url, None);
+    }
+
+    #[test]
+    fn kafka_settings() {
+        let props = parse_properties("security.protocol=ssl; client.id = scaler ;").unwrap();
+        assert_eq!(props, [("security.protocol".into(), "ssl".into()), ("client.id".into(), "scaler".into())]);
+        assert!(parse_properties("novalue").is_err());
+        let c = cfg(&[("PRESCIENT_KAFKA_BROKERS", "b-1:9092")]);
+        if cfg!(feature = "kafka") {
+            let k = c.unwrap().kafka.unwrap();
+            assert_eq!((k.brokers.as_str(), k.topic.as_str()), ("b-1:9092", "scaling-actions"));
+        } else {
+            assert!(c.unwrap_err().why.contains("--features kafka"));
+        }
     }
 
     #[test]

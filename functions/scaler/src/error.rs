@@ -45,6 +45,9 @@ pub enum ScalerError {
     /// No AWS credentials to sign the Kubernetes token with.
     #[error("signing the EKS token failed: {0}")]
     Token(String),
+    /// The configuration cannot work (e.g. invalid Kafka properties).
+    #[error("configuration: {0}")]
+    Config(String),
     /// Publishing an outcome to SNS or Kafka failed.
     #[error("publishing outcomes failed: {0}")]
     Publish(String),
@@ -55,7 +58,7 @@ impl ScalerError {
     pub fn is_retryable(&self) -> bool {
         match self {
             ScalerError::Eks { retryable, .. } | ScalerError::Kube { retryable, .. } => *retryable,
-            ScalerError::ClusterAccess { .. } => false,
+            ScalerError::ClusterAccess { .. } | ScalerError::Config(_) => false,
             ScalerError::Token(_) | ScalerError::Publish(_) => true,
         }
     }

@@ -96,15 +96,22 @@ pub struct Scaler {
 
 impl Scaler {
     /// Builds the clients from an SDK configuration (standard AWS env vars)
-    /// and the scaler's [`Config`].
-    pub fn new(sdk: &SdkConfig, config: Config) -> Scaler {
-        Scaler {
+    /// and the scaler's [`Config`]. Fails only on an unusable Kafka
+    /// configuration.
+    pub fn new(sdk: &SdkConfig, config: Config) -> Result<Scaler, ScalerError> {
+        #[allow(unused_mut)]
+        let mut publisher = Publisher::new(aws_sdk_sns::Client::new(sdk), config.actions_topic_arn.clone());
+        #[cfg(feature = "kafka")]
+        if let Some(kafka) = &config.kafka {
+            publisher = publisher.with_kafka(kafka)?;
+        }
+        Ok(Scaler {
             eks: Eks::new(aws_sdk_eks::Client::new(sdk)),
             kube: Kube::new(sdk, config.sts_url.clone(), config.http_timeout),
-            publisher: Publisher::new(aws_sdk_sns::Client::new(sdk), config.actions_topic_arn.clone()),
+            publisher,
             config,
             ledger: Mutex::new(HashMap::new()),
-        }
+        })
     }
 
     /// The settings in use.
@@ -328,7 +335,7 @@ mod tests {
             .retry_config(aws_config::retry::RetryConfig::disabled())
             .credentials_provider(SharedCredentialsProvider::new(Credentials::new("a", "b", None, None, "t")))
             .build();
-        Scaler::new(&sdk, config)
+        Scaler::new(&sdk, config).expect("a scaler")
     }
 
     fn now() -> DateTime<Utc> {

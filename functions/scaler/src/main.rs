@@ -16,7 +16,7 @@ async fn main() -> Result<(), Error> {
         .init();
     let config = Config::from_env()?;
     let sdk = aws_config::load_from_env().await;
-    let scaler = Scaler::new(&sdk, config);
+    let scaler = Scaler::new(&sdk, config)?;
     let scaler = &scaler;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<serde_json::Value>| async move {
         let invocation = Invocation::from_json(event.payload)?;

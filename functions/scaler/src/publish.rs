@@ -2,6 +2,10 @@
 //! `PublishBatch` calls of ten. Each message carries the action as JSON and
 //! the message attributes `outcome`, `service` and `target` (for
 //! subscription filter policies, e.g. only `failed`).
+//!
+//! With the `kafka` feature and `PRESCIENT_KAFKA_BROKERS` set, each action
+//! also goes to the `scaling-actions` topic, keyed by its target (so one
+//! target's actions stay in order on one partition).
 
 use aws_sdk_sns::types::{MessageAttributeValue, PublishBatchRequestEntry};
 use futures_util::future::join_all;
@@ -13,17 +17,47 @@ use crate::error::{ScalerError, sdk_error_is_retryable};
 const SNS_BATCH: usize = 10;
 
 /// Where outcomes go.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Publisher {
     sns: aws_sdk_sns::Client,
     topic_arn: Option<String>,
+    #[cfg(feature = "kafka")]
+    kafka: Option<(rdkafka::producer::FutureProducer, String)>,
+}
+
+impl std::fmt::Debug for Publisher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut d = f.debug_struct("Publisher");
+        d.field("topic_arn", &self.topic_arn);
+        #[cfg(feature = "kafka")]
+        d.field("kafka_topic", &self.kafka.as_ref().map(|(_, t)| t));
+        d.finish()
+    }
 }
 
 impl Publisher {
     /// Publishes to `topic_arn` with `sns`; with no topic, outcomes are only
     /// logged.
     pub fn new(sns: aws_sdk_sns::Client, topic_arn: Option<String>) -> Publisher {
-        Publisher { sns, topic_arn }
+        Publisher {
+            sns,
+            topic_arn,
+            #[cfg(feature = "kafka")]
+            kafka: None,
+        }
+    }
+
+    /// Also publishes to Kafka as `config` says.
+    #[cfg(feature = "kafka")]
+    pub fn with_kafka(mut self, config: &crate::config::KafkaConfig) -> Result<Publisher, ScalerError> {
+        let mut client = rdkafka::ClientConfig::new();
+        client.set("bootstrap.servers", &config.brokers).set("message.timeout.ms", "5000").set("acks", "all");
+        for (k, v) in &config.properties {
+            client.set(k, v);
+        }
+        let producer = client.create().map_err(|e| ScalerError::Config(format!("Kafka producer: {e}")))?;
+        self.kafka = Some((producer, config.topic.clone()));
+        Ok(self)
     }
 
     /// Publishes every action; the result at index `i` is that of
@@ -42,11 +76,34 @@ impl Publisher {
                 "scaling action"
             );
         }
-        let Some(topic) = &self.topic_arn else {
-            return actions.iter().map(|_| Ok(())).collect();
+        let results: Vec<Result<(), ScalerError>> = match &self.topic_arn {
+            None => actions.iter().map(|_| Ok(())).collect(),
+            Some(topic) => {
+                let calls = actions.chunks(SNS_BATCH).map(|chunk| self.publish_chunk(topic, chunk));
+                join_all(calls).await.into_iter().flatten().collect()
+            }
         };
-        let calls = actions.chunks(SNS_BATCH).map(|chunk| self.publish_chunk(topic, chunk));
-        join_all(calls).await.into_iter().flatten().collect()
+        #[cfg(feature = "kafka")]
+        let results = self.publish_kafka(actions, results).await;
+        results
+    }
+
+    /// Sends each action to Kafka too; a delivery failure marks its slot.
+    #[cfg(feature = "kafka")]
+    async fn publish_kafka(
+        &self,
+        actions: &[ScalingAction],
+        mut results: Vec<Result<(), ScalerError>>,
+    ) -> Vec<Result<(), ScalerError>> {
+        if let Some((producer, topic)) = &self.kafka {
+            let sent = join_all(actions.iter().map(|a| send_kafka(producer, topic, a))).await;
+            for (slot, r) in results.iter_mut().zip(sent) {
+                if slot.is_ok() {
+                    *slot = r;
+                }
+            }
+        }
+        results
     }
 
     async fn publish_chunk(&self, topic: &str, chunk: &[ScalingAction]) -> Vec<Result<(), ScalerError>> {
@@ -71,6 +128,17 @@ impl Publisher {
             }
         }
     }
+}
+
+#[cfg(feature = "kafka")]
+async fn send_kafka(producer: &rdkafka::producer::FutureProducer, topic: &str, a: &ScalingAction) -> Result<(), ScalerError> {
+    let key = a.target_key();
+    let payload = serde_json::to_vec(a).expect("an action always serializes");
+    let record = rdkafka::producer::FutureRecord::to(topic).key(&key).payload(&payload);
+    producer.send(record, std::time::Duration::from_secs(5)).await.map(|_| ()).map_err(|(e, _)| {
+        tracing::error!(error = %e, "Kafka delivery of a scaling action failed");
+        ScalerError::Publish(format!("Kafka {topic}: {e}"))
+    })
 }
 
 fn attr(value: &str) -> MessageAttributeValue {

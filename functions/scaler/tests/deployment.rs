@@ -173,7 +173,7 @@ fn batch(d: &ScalingDecision) -> aws_lambda_events::event::kafka::KafkaEvent {
 #[tokio::test]
 async fn deployment_is_scaled_through_the_scale_subresource() {
     let (access, fake) = start_fake_kube(3).await;
-    let scaler = Scaler::new(&offline_sdk(), Config::default());
+    let scaler = Scaler::new(&offline_sdk(), Config::default()).unwrap();
     scaler.kube().add_cluster("prod", access.clone()).unwrap();
     let d = decision(7);
     let report = scaler.handle_kafka(&batch(&d), Utc::now()).await;
@@ -190,7 +190,7 @@ async fn deployment_is_scaled_through_the_scale_subresource() {
     assert_eq!(serde_json::from_str::<serde_json::Value>(&seen[1].body).unwrap(), serde_json::json!({"spec":{"replicas":7}}));
 
     // A cold function receiving the same decision reads, sees 7, writes nothing.
-    let cold = Scaler::new(&offline_sdk(), Config::default());
+    let cold = Scaler::new(&offline_sdk(), Config::default()).unwrap();
     cold.kube().add_cluster("prod", access).unwrap();
     let again = cold.handle_kafka(&batch(&d), Utc::now()).await;
     assert_eq!(again.actions[0].1.outcome, Outcome::Unchanged);
@@ -201,7 +201,7 @@ async fn deployment_is_scaled_through_the_scale_subresource() {
 #[tokio::test]
 async fn deployment_bounds_are_the_decisions_and_api_errors_are_classified() {
     let (access, fake) = start_fake_kube(3).await;
-    let scaler = Scaler::new(&offline_sdk(), Config::default());
+    let scaler = Scaler::new(&offline_sdk(), Config::default()).unwrap();
     scaler.kube().add_cluster("prod", access).unwrap();
     let report = scaler.handle_kafka(&batch(&decision(40)), Utc::now()).await;
     let a = &report.actions[0].1;
@@ -222,7 +222,7 @@ async fn deployment_bounds_are_the_decisions_and_api_errors_are_classified() {
 async fn unreachable_api_is_retried() {
     let (mut access, _fake) = start_fake_kube(3).await;
     access.endpoint = "https://127.0.0.1:1".into();
-    let scaler = Scaler::new(&offline_sdk(), Config::default());
+    let scaler = Scaler::new(&offline_sdk(), Config::default()).unwrap();
     scaler.kube().add_cluster("prod", access).unwrap();
     let report = scaler.handle_kafka(&batch(&decision(5)), Utc::now()).await;
     let a = &report.actions[0].1;
@@ -244,7 +244,7 @@ async fn cluster_access_comes_from_describe_cluster() {
         .unwrap();
     // moto's cluster has an endpoint but a random (non-PEM) CA: the scaler
     // must refuse it, for good, rather than talk TLS to an unverified API.
-    let scaler = Scaler::new(&sdk, Config::default());
+    let scaler = Scaler::new(&sdk, Config::default()).unwrap();
     let report = scaler.handle_kafka(&batch(&decision(5)), Utc::now()).await;
     let a = &report.actions[0].1;
     assert_eq!((a.outcome, a.retryable), (Outcome::Failed, false), "{}", a.reason);

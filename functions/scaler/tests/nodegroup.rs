@@ -52,7 +52,7 @@ async fn setup() -> Env {
 
 impl Env {
     fn scaler(&self) -> Scaler {
-        Scaler::new(&self.sdk, Config { actions_topic_arn: Some(self.topic_arn.clone()), ..Config::default() })
+        Scaler::new(&self.sdk, Config { actions_topic_arn: Some(self.topic_arn.clone()), ..Config::default() }).unwrap()
     }
 
     async fn desired_size(&self) -> i32 {
@@ -192,4 +192,23 @@ async fn missing_nodegroup_fails_without_retry() {
     assert!(a.reason.contains("ResourceNotFoundException"), "{}", a.reason);
     assert!(report.response.batch_item_failures.is_empty());
     assert_eq!(env.published(1).await[0].outcome, Outcome::Failed);
+}
+
+#[tokio::test]
+async fn recorded_msk_event_is_handled() {
+    let env = setup().await;
+    let raw = include_str!("fixtures/msk-event.json");
+    let event: aws_lambda_events::event::kafka::KafkaEvent = serde_json::from_str(raw).expect("the recorded event parses");
+    let report = env.scaler().handle_kafka(&event, Utc::now()).await;
+    let got: Vec<(String, Outcome)> = report.actions.iter().map(|(id, a)| (id.to_string(), a.outcome)).collect();
+    assert_eq!(
+        got,
+        [
+            ("scaling-decisions-0@1041".to_string(), Outcome::Applied),
+            ("scaling-decisions-0@1042".to_string(), Outcome::SkippedSuperseded),
+            ("scaling-decisions-1@877".to_string(), Outcome::DryRun),
+        ]
+    );
+    assert_eq!(env.desired_size().await, 5);
+    assert!(report.response.batch_item_failures.is_empty());
 }
