@@ -128,7 +128,10 @@ pub struct SimulateArgs {
     /// Target utilisation of `reactive` (and of `predictive` during its warm-up).
     #[arg(long, default_value_t = 0.7)]
     pub target_utilization: f64,
-    /// Output CSV; an SVG chart is written beside it (same name, `.svg`).
+    /// Utilisation `predictive` sizes its p90 forecast at (1.0: the p90 is the headroom).
+    #[arg(long, default_value_t = 1.0)]
+    pub predictive_utilization: f64,
+        /// Output CSV; an SVG chart is written beside it (same name, `.svg`).
     #[arg(long)]
     pub output: PathBuf,
     #[command(flatten)]
@@ -199,6 +202,7 @@ pub fn simulate(args: SimulateArgs) -> Result<(), CliError> {
         min: args.min,
         max: args.max,
         target_utilization: args.target_utilization,
+        predictive_utilization: args.predictive_utilization,
         warmup: args.models.warmup,
         models,
         progress: !args.models.quiet,

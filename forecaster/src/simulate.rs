@@ -11,8 +11,8 @@
 //!   HPA every step on the current demand (no metrics delay, which flatters
 //!   it); `predictive` and `oracle` decide at the start of every interval.
 //! * `predictive` requests the capacity for the highest p90 forecast over
-//!   the next `lead + 1` intervals (the p90 is its headroom, so at 100% of
-//!   capacity), and never less than the last interval's demand needed; the
+//!   the next `lead + 1` intervals (the p90 is its headroom, so by default
+//!   at 100% of capacity: `predictive_utilization`), and never less than the last interval's demand needed; the
 //!   window starts now because a scale-in is immediate while a scale-out
 //!   takes `lead`. It runs the HPA during the warm-up, before its models
 //!   are first fitted.
@@ -68,6 +68,9 @@ pub struct SimOptions {
     pub max: u32,
     /// Target utilisation of `reactive` (and of `predictive` during warm-up) [0.7].
     pub target_utilization: f64,
+    /// Utilisation `predictive` sizes its p90 forecast at [1.0: the p90 is
+    /// the headroom]; lower buys less unserved demand for more replica-hours.
+    pub predictive_utilization: f64,
     /// Warm-up points excluded from the summary; default `min(8 days, half)`.
     pub warmup: Option<usize>,
     /// Models for `predictive`.
@@ -153,8 +156,10 @@ pub fn run(series: &Series, opts: &SimOptions) -> Result<(Vec<SimRow>, SimSummar
     if opts.capacity.is_nan() || opts.capacity <= 0.0 || opts.max < opts.min || opts.max == 0 {
         return Err(SimulateError::Invalid("need capacity > 0 and 0 < max >= min".into()));
     }
-    if !(opts.target_utilization > 0.0 && opts.target_utilization <= 1.0) {
-        return Err(SimulateError::Invalid("target utilisation must be in (0, 1]".into()));
+    for u in [opts.target_utilization, opts.predictive_utilization] {
+        if !(u > 0.0 && u <= 1.0) {
+            return Err(SimulateError::Invalid("utilisations must be in (0, 1]".into()));
+        }
     }
     let y = &series.values;
     let n = y.len();
@@ -168,7 +173,8 @@ pub fn run(series: &Series, opts: &SimOptions) -> Result<(Vec<SimRow>, SimSummar
     let mut hpa_cfg = HpaConfig::new(opts.min, opts.max);
     hpa_cfg.target_utilization = opts.target_utilization;
     let mut hpa = Hpa::new(hpa_cfg);
-    let need_exact = |d: f64| ((d / cap).ceil().max(0.0) as u32).clamp(opts.min, opts.max);
+    let need_at = |d: f64, u: f64| ((d / (cap * u)).ceil().max(0.0) as u32).clamp(opts.min, opts.max);
+    let need_exact = |d: f64| need_at(d, 1.0);
     let start = match opts.policy {
         Policy::Oracle => need_exact(y[0]),
         _ => hpa.replicas_for(y[0], cap),
@@ -206,7 +212,7 @@ pub fn run(series: &Series, opts: &SimOptions) -> Result<(Vec<SimRow>, SimSummar
                     }
                 };
                 let peak = e.forecast().iter().map(|q| q.p90).fold(0.0, f64::max);
-                let want = need_exact(peak).max(need_exact(y[t - 1]));
+                let want = need_at(peak, opts.predictive_utilization).max(need_exact(y[t - 1]));
                 fleet.arrive(t0);
                 fleet.set(want, t0, opts.lead_s);
             }
@@ -354,6 +360,7 @@ mod tests {
             min: 1,
             max: 20,
             target_utilization: 1.0,
+            predictive_utilization: 1.0,
             warmup: Some(0),
             models: ModelsConfig::default(),
             progress: false,
