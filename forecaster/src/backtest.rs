@@ -57,7 +57,7 @@ pub struct Score {
     pub abs_err: f64,
     /// Sum of sMAPE terms (percent).
     pub smape: f64,
-    /// Actuals inside [p10, p90].
+    /// Actuals inside (default p10, p90).
     pub covered: usize,
 }
 

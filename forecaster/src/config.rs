@@ -41,34 +41,34 @@ pub enum ConfigError {
     },
 }
 
-/// Capacity policy of one service. Defaults in brackets.
+/// Capacity policy of one service. Defaults in parentheses.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ServicePolicy {
-    /// Requests per minute one replica serves at its target utilisation [100.0].
+    /// Requests per minute one replica serves at its target utilisation (default 100.0).
     pub capacity_per_replica: f64,
-    /// Lower bound on replicas [1].
+    /// Lower bound on replicas (default 1).
     pub min_replicas: u32,
-    /// Upper bound on replicas [20].
+    /// Upper bound on replicas (default 20).
     pub max_replicas: u32,
-    /// Replicas per node; a `nodegroup` target is sized in nodes = ⌈replicas / pods_per_node⌉ [1].
+    /// Replicas per node; a `nodegroup` target is sized in nodes = ⌈replicas / pods_per_node⌉ (default 1).
     pub pods_per_node: u32,
-    /// Time from a decision to ready capacity (node + pod start-up), minutes [5].
+    /// Time from a decision to ready capacity (node + pod start-up), minutes (default 5).
     pub lead_time_min: u32,
-    /// Most the target size may change in one decision [10].
+    /// Most the target size may change in one decision (default 10).
     pub max_step: u32,
     /// No scale-in within this many minutes of a scale-up, and a scale-in
-    /// goes only to the highest size recommended in this window [10].
+    /// goes only to the highest size recommended in this window (default 10).
     pub scale_in_stabilization_min: u32,
-    /// A forecast older than this is stale: fall back to reactive [3].
+    /// A forecast older than this is stale: fall back to reactive (default 3).
     pub max_forecast_age_min: u32,
-    /// Live MASE above this is poor: fall back to reactive [2.0].
+    /// Live MASE above this is poor: fall back to reactive (default 2.0).
     pub max_live_mase: f64,
-    /// Decisions expire this many minutes after they are issued [5].
+    /// Decisions expire this many minutes after they are issued (default 5).
     pub decision_ttl_min: u32,
     /// What to resize [deployment `default/default/<service>`].
     pub target: Option<Target>,
-    /// `dry-run` (record only) or `apply` [dry-run].
+    /// `dry-run` (record only) or `apply` (default dry-run).
     pub mode: Mode,
 }
 

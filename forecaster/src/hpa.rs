@@ -12,20 +12,20 @@
 
 use std::collections::VecDeque;
 
-/// HPA settings (Kubernetes defaults in brackets).
+/// HPA settings (Kubernetes defaults in parentheses).
 #[derive(Debug, Clone, PartialEq)]
 pub struct HpaConfig {
-    /// Target utilisation of a replica's capacity [0.7].
+    /// Target utilisation of a replica's capacity (default 0.7).
     pub target_utilization: f64,
-    /// Ratio tolerance [0.1].
+    /// Ratio tolerance (default 0.1).
     pub tolerance: f64,
-    /// Scale-down stabilisation window in seconds [300].
+    /// Scale-down stabilisation window in seconds (default 300).
     pub scale_down_window_s: u32,
-    /// Scale-up policy period in seconds [15].
+    /// Scale-up policy period in seconds (default 15).
     pub scale_up_period_s: u32,
-    /// Scale-up policy: percent of current replicas per period [100].
+    /// Scale-up policy: percent of current replicas per period (default 100).
     pub scale_up_percent: u32,
-    /// Scale-up policy: pods per period [4].
+    /// Scale-up policy: pods per period (default 4).
     pub scale_up_pods: u32,
     /// Lower bound.
     pub min: u32,

@@ -44,19 +44,19 @@ impl ModelKind {
     }
 }
 
-/// Which models to run and how to evaluate them. Defaults in brackets.
+/// Which models to run and how to evaluate them. Defaults in parentheses.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ModelsConfig {
-    /// Members of the ensemble [all five].
+    /// Members of the ensemble (default all five).
     pub models: Vec<ModelKind>,
     /// Rolling-origin evaluation span in days, the last part of each fit's
-    /// history; also the sample the intervals come from [1.0].
+    /// history; also the sample the intervals come from (default 1.0).
     pub calibration_days: f64,
-    /// Most recent days the ETS parameters are fitted on [14.0].
+    /// Most recent days the ETS parameters are fitted on (default 14.0).
     pub ets_fit_days: f64,
     /// A member joins the `auto` ensemble at a horizon when its error there
-    /// is within this factor of the best member's [1.2].
+    /// is within this factor of the best member's (default 1.2).
     pub ensemble_tolerance: f64,
     /// LSTM hyper-parameters.
     pub lstm: LstmConfig,
@@ -384,6 +384,24 @@ mod tests {
         for (_, qs) in &f {
             assert!(qs.iter().all(|q| q.p10 <= q.p50 && q.p50 <= q.p90));
         }
+    }
+
+    #[test]
+    fn trained_models_persist_and_warm_start() {
+        let y: Vec<f64> = (0..24 * 12).map(|t| 50.0 + 10.0 * ((t % 24) as f64 / 24.0 * std::f64::consts::TAU).sin()).collect();
+        let mut cfg = ModelsConfig { models: vec![ModelKind::Naive, ModelKind::Lstm], ..Default::default() };
+        cfg.lstm = LstmConfig { window: 8, hidden: 4, epochs: 3, finetune_epochs: 1, max_samples: 128, ..Default::default() };
+        let mut e = Ensemble::new(&cfg, 24, 3);
+        e.fit(&y).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(e.save_models(dir.path(), "checkout").unwrap(), 1);
+        let mut back = Ensemble::new(&cfg, 24, 3);
+        assert_eq!(back.load_models(dir.path(), "checkout").unwrap(), 1);
+        assert_eq!(back.load_models(dir.path(), "other").unwrap(), 0);
+        back.fit(&y).unwrap(); // fine-tunes from the saved weights
+        assert!(back.forecast().iter().all(|q| q.p50.is_finite()));
+        let mut wrong = Ensemble::new(&cfg, 24, 4);
+        assert!(wrong.load_models(dir.path(), "checkout").is_err());
     }
 
     #[test]

@@ -66,7 +66,7 @@ pub struct SimOptions {
     pub min: u32,
     /// Maximum replicas.
     pub max: u32,
-    /// Target utilisation of `reactive` (and of `predictive` during warm-up) [0.7].
+    /// Target utilisation of `reactive` (and of `predictive` during warm-up) (default 0.7).
     pub target_utilization: f64,
     /// Utilisation `predictive` sizes its p90 forecast at [1.0: the p90 is
     /// the headroom]; lower buys less unserved demand for more replica-hours.
@@ -394,6 +394,32 @@ mod tests {
         let mut csv = Vec::new();
         write_csv(&step_series(), &rows, 50.0, &mut csv).unwrap();
         assert!(String::from_utf8(csv).unwrap().contains("2020-01-01 00:50:00,300,6,6,300,0.000"));
+    }
+
+    #[test]
+    fn predictive_beats_reactive_on_a_daily_cycle() {
+        use crate::select::ModelKind;
+        // 30-minute data, 10 days, a strong daily cycle: the ramps are known.
+        let v: Vec<f64> = (0..48 * 10)
+            .map(|t| 1000.0 + 800.0 * ((t % 48) as f64 / 48.0 * std::f64::consts::TAU).sin())
+            .collect();
+        let series = Series::new("2020-01-01T00:00:00Z".parse().unwrap(), 1800, v);
+        let mut o = opts(Policy::Reactive);
+        o.capacity = 100.0;
+        o.lead_s = 3600;
+        o.max = 100;
+        o.target_utilization = 0.7;
+        o.warmup = Some(48 * 5);
+        o.models = ModelsConfig { models: vec![ModelKind::Naive, ModelKind::SnaiveDaily], ..Default::default() };
+        let (_, reactive) = run(&series, &o).unwrap();
+        o.policy = Policy::Predictive;
+        let (_, predictive) = run(&series, &o).unwrap();
+        o.policy = Policy::Oracle;
+        let (_, oracle) = run(&series, &o).unwrap();
+        assert!(reactive.unserved > 0.0);
+        assert!(predictive.unserved < 0.01 * reactive.unserved, "{predictive:?} vs {reactive:?}");
+        assert_eq!(oracle.unserved, 0.0);
+        assert!(oracle.replica_hours <= predictive.replica_hours);
     }
 
     #[test]

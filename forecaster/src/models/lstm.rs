@@ -24,25 +24,25 @@ use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::path::Path;
 
-/// LSTM hyper-parameters. Every field has a default (shown in brackets).
+/// LSTM hyper-parameters. Every field has a default (shown in parentheses).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LstmConfig {
-    /// Input window in points [16].
+    /// Input window in points (default 16).
     pub window: usize,
-    /// Hidden units [16].
+    /// Hidden units (default 16).
     pub hidden: usize,
-    /// Epochs of the first training [30].
+    /// Epochs of the first training (default 30).
     pub epochs: usize,
-    /// Epochs when re-training a model that is already trained (warm start) [5].
+    /// Epochs when re-training a model that is already trained (warm start) (default 5).
     pub finetune_epochs: usize,
-    /// Mini-batch size [64].
+    /// Mini-batch size (default 64).
     pub batch: usize,
-    /// Most recent training samples used per fit [1024].
+    /// Most recent training samples used per fit (default 1024).
     pub max_samples: usize,
-    /// AdamW learning rate [0.01].
+    /// AdamW learning rate (default 0.01).
     pub learning_rate: f64,
-    /// Seed of weight initialisation and batch shuffling [42].
+    /// Seed of weight initialisation and batch shuffling (default 42).
     pub seed: u64,
 }
 
