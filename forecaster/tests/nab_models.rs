@@ -93,3 +93,25 @@ fn lstm_is_deterministic_under_a_seed_and_beats_naive_on_taxi() {
     }
     assert!(e_lstm < e_naive, "lstm {e_lstm:.0} vs naive {e_naive:.0}");
 }
+
+#[test]
+fn lstm_across_series_forecasts_a_series_it_did_not_see() {
+    let load = |name: &str| Series::from_csv_path(&nab_path(&format!("realTweets/Twitter_volume_{name}.csv"))).unwrap().values;
+    let (amzn, fb, goog) = (load("AMZN"), load("FB"), load("GOOG"));
+    let cfg = LstmConfig { window: 12, hidden: 8, epochs: 4, batch: 64, max_samples: 768, ..Default::default() };
+    let mut global = Lstm::new(cfg, 12, 288);
+    global.fit_across(&[&amzn[..4000], &fb[..4000]]).unwrap();
+    // GOOG was not in training; its scale differs (median 16 vs 50 and 14).
+    let (hist, test) = goog[..6000].split_at(5000);
+    let mut m = global.clone();
+    m.adopt(hist);
+    let (mut e_lstm, mut e_naive) = (0.0, 0.0);
+    let mut last = *hist.last().unwrap();
+    for t in 0..test.len() - 12 {
+        e_lstm += (m.forecast(12)[11] - test[t + 11]).abs();
+        e_naive += (last - test[t + 11]).abs();
+        m.observe(test[t]);
+        last = test[t];
+    }
+    assert!(e_lstm < e_naive, "global lstm {e_lstm:.0} vs naive {e_naive:.0}");
+}

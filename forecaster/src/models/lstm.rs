@@ -149,19 +149,26 @@ impl Lstm {
     /// The matrices are tiny: candle is fastest on one thread here (set
     /// `RAYON_NUM_THREADS=1`; the `backtest` and `simulate` commands do).
     fn train(&mut self, history: &[f64]) -> Result<(), ModelError> {
-        let c = &self.config;
-        let (w, hd, hz) = (c.window, c.hidden, self.horizon);
+        if self.weights.is_none() {
+            self.use_season = self.season_fits(history.len());
+            (self.mean, self.std) = stats(history);
+        }
+        let mut samples = Samples::default();
+        self.add_samples(history, &mut samples)?;
+        self.train_samples(samples)
+    }
+
+    fn season_fits(&self, len: usize) -> bool {
+        self.period > 1 && len >= self.period + self.config.window + self.horizon + 64
+    }
+
+    /// Appends the training samples of `history` (with the current
+    /// normalisation) to `out`.
+    fn add_samples(&self, history: &[f64], out: &mut Samples) -> Result<(), ModelError> {
+        let (w, hz) = (self.config.window, self.horizon);
         let need = w + hz + 8;
         if history.len() < need {
             return Err(ModelError::TooShort { model: "lstm", got: history.len(), need });
-        }
-        let warm = self.weights.is_some();
-        if !warm {
-            let n = history.len() as f64;
-            self.mean = history.iter().sum::<f64>() / n;
-            let var = history.iter().map(|v| (v - self.mean).powi(2)).sum::<f64>() / n;
-            self.std = var.sqrt().max(1e-6);
-            self.use_season = history.len() >= self.period + w + hz + 64 && self.period > 1;
         }
         // Origins t (last observed index) with a full window, season and targets.
         let first = (w - 1).max(if self.use_season { self.period - 1 } else { 0 });
@@ -169,17 +176,47 @@ impl Lstm {
         if last < first {
             return Err(ModelError::TooShort { model: "lstm", got: history.len(), need: first + hz + 1 });
         }
-        let origins: Vec<usize> =
-            (first..=last).rev().take(c.max_samples).collect::<Vec<_>>().into_iter().rev().collect();
-        let ns = origins.len();
-        let mut xs = Vec::with_capacity(ns * w);
-        let mut seas = Vec::with_capacity(ns * hz);
-        let mut ys = Vec::with_capacity(ns * hz);
-        for &t in &origins {
+        for t in last.saturating_sub(self.config.max_samples - 1).max(first)..=last {
             let (x, s, l) = self.features(|back| history[t + 1 - back]);
-            xs.extend(x);
-            seas.extend(s);
-            ys.extend((1..=hz).map(|h| self.z(history[t + h]) - l));
+            out.xs.extend(x);
+            out.seas.extend(s);
+            out.ys.extend((1..=hz).map(|h| self.z(history[t + h]) - l));
+            out.n += 1;
+        }
+        Ok(())
+    }
+
+    /// Trains one model on several series at once (each normalised by its
+    /// own mean and spread, so series of any scale mix): the "global" LSTM.
+    /// Call [`Lstm::adopt`] with one series' history before forecasting it.
+    pub fn fit_across(&mut self, histories: &[&[f64]]) -> Result<(), ModelError> {
+        if self.weights.is_none() {
+            self.use_season = histories.iter().all(|h| self.season_fits(h.len()));
+        }
+        let keep = (self.mean, self.std);
+        let mut samples = Samples::default();
+        for h in histories {
+            (self.mean, self.std) = stats(h);
+            self.add_samples(h, &mut samples)?;
+        }
+        (self.mean, self.std) = keep;
+        self.train_samples(samples)
+    }
+
+    /// Makes this (trained) model forecast `history`'s series: takes its
+    /// normalisation and its recent values, keeps the weights.
+    pub fn adopt(&mut self, history: &[f64]) {
+        (self.mean, self.std) = stats(history);
+        self.recent = Recent::from_history(self.config.window.max(self.period), history);
+    }
+
+    fn train_samples(&mut self, samples: Samples) -> Result<(), ModelError> {
+        let c = &self.config;
+        let (w, hd, hz) = (c.window, c.hidden, self.horizon);
+        let warm = self.weights.is_some();
+        let Samples { xs, seas, ys, n: ns } = samples;
+        if ns == 0 {
+            return Err(ModelError::TooShort { model: "lstm", got: 0, need: 1 });
         }
         let dev = device();
         let mut rng = StdRng::seed_from_u64(c.seed);
@@ -330,6 +367,23 @@ impl Lstm {
         });
         Ok(())
     }
+}
+
+/// Training samples: windows, seasonal deltas and targets, row-major.
+#[derive(Default)]
+struct Samples {
+    xs: Vec<f32>,
+    seas: Vec<f32>,
+    ys: Vec<f32>,
+    n: usize,
+}
+
+/// Mean and spread (standard deviation, at least 1e-6) of a history.
+fn stats(history: &[f64]) -> (f64, f64) {
+    let n = history.len().max(1) as f64;
+    let mean = history.iter().sum::<f64>() / n;
+    let var = history.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n;
+    (mean, var.sqrt().max(1e-6))
 }
 
 fn sigmoid(x: f32) -> f32 {
