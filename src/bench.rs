@@ -56,6 +56,11 @@ pub struct IngestArgs {
     /// Keep producing at --rate this many more seconds, sampling RSS (0: skip).
     #[arg(long, default_value_t = 0)]
     pub soak_secs: u64,
+    /// Use this broker (topics bench-ingest and bench-live with --partitions
+    /// partitions, and user-events-dlq, must exist; `prescient broker` makes
+    /// them) instead of an embedded one, so the broker's memory is not counted.
+    #[arg(long)]
+    pub brokers: Option<String>,
     /// Use this PostgreSQL instead of a private one.
     #[arg(long, env = "DATABASE_URL")]
     pub database_url: Option<String>,
@@ -81,12 +86,18 @@ fn rss_kib(field: &str) -> u64 {
 
 fn ingest(args: IngestArgs) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Runtime::new()?;
-    let broker = EmbeddedBroker::start(1)?;
     let (preload_topic, live_topic) = ("bench-ingest", "bench-live");
-    broker.create_topic(preload_topic, args.partitions)?;
-    broker.create_topic(live_topic, args.partitions)?;
-    broker.create_topic(prescient_contracts::DEAD_LETTER_TOPIC, 1)?;
-    let brokers = broker.bootstrap_servers();
+    let (_broker, brokers) = match &args.brokers {
+        Some(b) => (None, b.clone()),
+        None => {
+            let broker = EmbeddedBroker::start(1)?;
+            broker.create_topic(preload_topic, args.partitions)?;
+            broker.create_topic(live_topic, args.partitions)?;
+            broker.create_topic(prescient_contracts::DEAD_LETTER_TOPIC, 1)?;
+            let brokers = broker.bootstrap_servers();
+            (Some(broker), brokers)
+        }
+    };
     let (_pg, url) = match &args.database_url {
         Some(u) => (None, u.clone()),
         None => {
@@ -221,7 +232,11 @@ fn ingest(args: IngestArgs) -> anyhow::Result<()> {
             after_warmup.iter().map(|r| (r / 1024).to_string()).collect::<Vec<_>>().join(", ")
         );
     }
-    println!("| peak RSS (VmHWM) | {} MiB |", rss_kib("VmHWM:") / 1024);
+    println!(
+        "| peak RSS (VmHWM) of this process | {} MiB ({}) |",
+        rss_kib("VmHWM:") / 1024,
+        if args.brokers.is_some() { "broker in its own process" } else { "embedded broker included: it keeps every message in memory" }
+    );
     Ok(())
 }
 
