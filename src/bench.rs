@@ -186,7 +186,8 @@ fn ingest(args: IngestArgs) -> anyhow::Result<()> {
     lp.noise = 0.0;
     lp.flash_chance = 0.0;
     lp.duration = Some(Duration::from_secs(total_secs));
-    let producer = std::thread::spawn(move || produce::run(&lp, &|| false));
+    let produced = produce::produced_counter(&prometheus::Registry::new())?;
+    let producer = std::thread::spawn(move || produce::run(&lp, &|| false, &produced));
     let warmup = Duration::from_secs((args.freshness_secs / 5).max(2));
     std::thread::sleep(warmup);
     metrics.freshness_ms.lock().expect("lock").reset();

@@ -86,11 +86,12 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
         .name("dataflow".into())
         .spawn(move || prescient_dataflow::run(config, dataflow_registry))?;
 
+    let produced = produce::produced_counter(&registry)?;
     let generator = (args.rate > 0.0).then(|| {
         let mut p = ProduceArgs::defaults(bootstrap.clone());
         p.rate = args.rate;
         p.bad_ratio = args.bad_ratio;
-        std::thread::spawn(move || produce::run(&p, &|| stop.load(Ordering::Relaxed)))
+        std::thread::spawn(move || produce::run(&p, &|| stop.load(Ordering::Relaxed), &produced))
     });
 
     let started = Instant::now();

@@ -17,7 +17,8 @@
 //! let mut args = prescient::produce::ProduceArgs::defaults("127.0.0.1:9092");
 //! args.events = Some(1_000);
 //! args.no_pace = true;
-//! let produced = prescient::produce::run(&args, &|| false).unwrap();
+//! let counter = prometheus::IntCounter::new("produced", "records sent").unwrap();
+//! let produced = prescient::produce::run(&args, &|| false, &counter).unwrap();
 //! assert_eq!(produced.records, 1_000);
 //! ```
 

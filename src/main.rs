@@ -62,7 +62,17 @@ fn main() -> anyhow::Result<()> {
         }
         Command::Produce(args) => {
             let stop = prescient::stop_on_ctrl_c()?;
-            let done = produce::run(&args, &|| stop.load(std::sync::atomic::Ordering::Relaxed))?;
+            let registry = prometheus::Registry::new();
+            let produced = produce::produced_counter(&registry)?;
+            let _runtime = match args.metrics_addr {
+                Some(addr) => {
+                    let rt = tokio::runtime::Runtime::new()?;
+                    rt.block_on(prescient_infra::metrics::serve(addr, registry))?;
+                    Some(rt)
+                }
+                None => None,
+            };
+            let done = produce::run(&args, &|| stop.load(std::sync::atomic::Ordering::Relaxed), &produced)?;
             eprintln!("produced {} records in {:.1}s ({:.0}/s)", done.records, done.seconds, done.records as f64 / done.seconds);
         }
         Command::Migrate(args) => {

@@ -117,6 +117,16 @@ pub struct ProduceArgs {
     /// With --replay: move the series so it starts now (else its own timestamps are used).
     #[arg(long)]
     pub shift_to_now: bool,
+    /// Serve Prometheus metrics (`prescient_produced_total`) on this address.
+    #[arg(long, env = "PRESCIENT_METRICS_ADDR")]
+    pub metrics_addr: Option<std::net::SocketAddr>,
+}
+
+/// `prescient_produced_total`, registered in `registry`.
+pub fn produced_counter(registry: &prometheus::Registry) -> Result<prometheus::IntCounter, prometheus::Error> {
+    let c = prometheus::IntCounter::new("prescient_produced_total", "Records sent by prescient produce")?;
+    registry.register(Box::new(c.clone()))?;
+    Ok(c)
 }
 
 impl ProduceArgs {
@@ -288,8 +298,9 @@ pub struct Produced {
     pub seconds: f64,
 }
 
-/// Runs the generator (or the replay) as `args` say, until done or `stop` returns true.
-pub fn run(args: &ProduceArgs, stop: &dyn Fn() -> bool) -> Result<Produced, ProduceError> {
+/// Runs the generator (or the replay) as `args` say, until done or `stop`
+/// returns true, counting records in `produced`.
+pub fn run(args: &ProduceArgs, stop: &dyn Fn() -> bool, produced: &prometheus::IntCounter) -> Result<Produced, ProduceError> {
     if !(args.rate > 0.0) {
         return Err(ProduceError::Invalid("--rate must be positive".into()));
     }
@@ -299,7 +310,7 @@ pub fn run(args: &ProduceArgs, stop: &dyn Fn() -> bool) -> Result<Produced, Prod
     let mut last_report = Instant::now();
     if let Some(path) = &args.replay {
         let series = read_series(path)?;
-        sent = replay(&producer, args, &series, stop)?;
+        sent = replay(&producer, args, &series, stop, produced)?;
     } else {
         let mut generator = Generator::new(args);
         loop {
@@ -312,6 +323,7 @@ pub fn run(args: &ProduceArgs, stop: &dyn Fn() -> bool) -> Result<Produced, Prod
             let (key, payload) = generator.next_record();
             send(&producer, &args.topic, key.as_bytes(), &payload)?;
             sent += 1;
+            produced.inc();
             if !args.no_pace && sent % 64 == 0 {
                 let due = Duration::from_secs_f64(generator.elapsed_ms().max(0.0) / 1000.0);
                 if let Some(wait) = due.checked_sub(started.elapsed()) {
@@ -378,6 +390,7 @@ fn replay(
     args: &ProduceArgs,
     series: &[(i64, f64)],
     stop: &dyn Fn() -> bool,
+    produced: &prometheus::IntCounter,
 ) -> Result<u64, ProduceError> {
     let mut rng = StdRng::seed_from_u64(args.seed);
     let shift = if args.shift_to_now { Utc::now().timestamp_millis() - series[0].0 } else { 0 };
@@ -404,6 +417,7 @@ fn replay(
             };
             send(producer, &args.topic, user.as_bytes(), &event.to_json())?;
             sent += 1;
+            produced.inc();
         }
         if !args.no_pace {
             let due = Duration::from_secs_f64((t1 - series[0].0) as f64 / 1000.0 / args.compress.max(1e-9));
