@@ -292,7 +292,11 @@ pub struct Worker {
 impl Worker {
     /// Connects to PostgreSQL (and Kafka), applies migrations, registers metrics.
     pub async fn connect(config: WorkerConfig) -> Result<Worker, WorkerError> {
-        let pool = sqlx::postgres::PgPoolOptions::new().max_connections(4).connect(&config.database_url).await?;
+        let pool = sqlx::postgres::PgPoolOptions::new()
+            .max_connections(4)
+            .acquire_timeout(Duration::from_secs(5))
+            .connect(&config.database_url)
+            .await?;
         if config.migrate {
             prescient_infra::migrate::run(&pool).await?;
         }

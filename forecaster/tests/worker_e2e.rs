@@ -45,7 +45,7 @@ async fn insert_minutes(pool: &sqlx::PgPool, start: DateTime<Utc>, from: i64, to
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn worker_forecasts_plans_and_publishes() {
-    let pg = PgInstance::start().await.expect("private PostgreSQL");
+    let mut pg = PgInstance::start().await.expect("private PostgreSQL");
     let broker = EmbeddedBroker::start(1).unwrap();
     broker.create_topic(prescient_contracts::SCALING_DECISIONS_TOPIC, 1).unwrap();
     let pool = sqlx::PgPool::connect(&pg.url()).await.unwrap();
@@ -155,10 +155,24 @@ async fn worker_forecasts_plans_and_publishes() {
     // A repeated tick for the same minute writes nothing new.
     let again = worker.tick(closed2).await.unwrap();
     assert_eq!(again.decisions, 0);
+
+    // A PostgreSQL outage fails the tick; once it is back the same minute
+    // goes through, nothing skipped or doubled.
+    pool.close().await;
+    pg.stop().unwrap();
+    let closed3 = closed2 + TimeDelta::minutes(1);
+    assert!(worker.tick(closed3).await.is_err());
+    pg.restart().unwrap();
+    let pool = sqlx::PgPool::connect(&pg.url()).await.unwrap();
+    insert_minutes(&pool, start, days + 2, days + 3).await;
+    let r3 = worker.tick(closed3).await.unwrap();
+    assert_eq!((r3.services, r3.decisions), (2, 1), "{r3:?}");
+    let (n,): (i64,) = sqlx::query_as("SELECT count(*) FROM scaling_decisions").fetch_one(&pool).await.unwrap();
+    assert_eq!(n, 3);
     drop(worker);
 
     // run_worker: polls, ticks on a new minute in dry-run, and stops on shutdown.
-    insert_minutes(&pool, start, days + 2, days + 3).await;
+    insert_minutes(&pool, start, days + 3, days + 4).await;
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let mut cfg = config;
     cfg.poll_interval = Duration::from_millis(100);
@@ -168,7 +182,7 @@ async fn worker_forecasts_plans_and_publishes() {
     let handle = tokio::spawn(run_worker(cfg, async {
         let _ = rx.await;
     }));
-    let want = closed2 + TimeDelta::minutes(2);
+    let want = closed3 + TimeDelta::minutes(2);
     let mut mode = None;
     for _ in 0..600 {
         mode = sqlx::query_scalar::<_, String>("SELECT mode FROM scaling_decisions WHERE issued_at = $1")
