@@ -2,8 +2,10 @@
 //!
 //! Starts an embedded Kafka-protocol broker on a loopback port, a private
 //! PostgreSQL (unless `--database-url` / `DATABASE_URL` is given), the load
-//! generator, and the dataflow; prints where to connect; reports progress
-//! every few seconds until Ctrl-C (or `--duration`).
+//! generator, the dataflow, and the forecaster with its capacity planner in
+//! dry-run (decisions recorded in `scaling_decisions` and published on
+//! `scaling-decisions`, nothing applied); prints where to connect; reports
+//! progress every few seconds until Ctrl-C (or `--duration`).
 
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
@@ -44,6 +46,10 @@ pub struct DemoArgs {
     /// Seconds between status lines.
     #[arg(long, default_value_t = 5)]
     pub status_every: u64,
+    /// Minutes of history a service needs before it is forecast (planning is
+    /// reactive until then).
+    #[arg(long, default_value_t = 5)]
+    pub forecast_after_min: usize,
 }
 
 /// Runs the demo until Ctrl-C or `--duration`.
@@ -94,6 +100,17 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
         std::thread::spawn(move || produce::run(&p, &|| stop.load(Ordering::Relaxed), &produced))
     });
 
+    let mut forecaster_config = prescient_forecaster::worker::WorkerConfig::new(url.clone());
+    forecaster_config.brokers = Some(bootstrap.clone());
+    forecaster_config.force_dry_run = true;
+    forecaster_config.registry = Some(registry.clone());
+    forecaster_config.min_history_min = args.forecast_after_min;
+    let forecaster = runtime.spawn(prescient_forecaster::worker::run_worker(forecaster_config, async move {
+        while !stop.load(Ordering::Relaxed) {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }));
+
     let started = Instant::now();
     let pool = runtime.block_on(sqlx::PgPool::connect(&url))?;
     let mut last_status = Instant::now();
@@ -121,6 +138,11 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
         }
     }
     let result = dataflow.join().map_err(|_| anyhow::anyhow!("dataflow thread panicked"))?;
+    match runtime.block_on(forecaster) {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => println!("forecaster failed: {e}"),
+        Err(e) => println!("forecaster task failed: {e}"),
+    }
     if let Ok(line) = runtime.block_on(status(&pool, &registry)) {
         println!("final: {line}");
     }
@@ -151,12 +173,25 @@ async fn status(pool: &sqlx::PgPool, registry: &prometheus::Registry) -> anyhow:
     )
     .fetch_all(pool)
     .await?;
+    let (forecasts, decisions): (i64, i64) =
+        sqlx::query_as("SELECT (SELECT count(*) FROM forecasts), (SELECT count(*) FROM scaling_decisions)")
+            .fetch_one(pool)
+            .await?;
+    let decision: Option<(String, i32, i32, String)> = sqlx::query_as(
+        "SELECT service, current_size, desired, reason FROM scaling_decisions ORDER BY issued_at DESC, service LIMIT 1",
+    )
+    .fetch_optional(pool)
+    .await?;
     let top: Vec<String> = latest
         .iter()
         .map(|(s, r, e, p99)| format!("{s} {r} req/{e} err p99 {:.0}ms", p99.unwrap_or(0.0)))
         .collect();
+    let last_decision = match decision {
+        Some((service, current, desired, reason)) => format!("{service} {current}→{desired} ({reason})"),
+        None => "-".into(),
+    };
     Ok(format!(
-        "events in {:.0}, dead-lettered {:.0} | rows: metrics_minute {rows}, service_minute {services} | this minute: {}",
+        "events in {:.0}, dead-lettered {:.0} | rows: metrics_minute {rows}, service_minute {services} | this minute: {} | forecasts {forecasts}, decisions {decisions} (dry-run), latest: {last_decision}",
         counter(registry, "prescient_events_in_total"),
         counter(registry, "prescient_events_rejected_total"),
         if top.is_empty() { "-".to_string() } else { top.join(", ") }
