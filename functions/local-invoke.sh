@@ -21,7 +21,7 @@ cleanup() { [ -n "$WATCH" ] && kill "$WATCH" 2>/dev/null; kill "$MOTO" 2>/dev/nu
 trap cleanup EXIT
 until curl -s -o /dev/null "http://127.0.0.1:$MOTO_PORT/"; do sleep 0.2; done
 
-export AWS_ENDPOINT_URL="http://127.0.0.1:$MOTO_PORT" AWS_REGION=us-east-1 AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing
+export AWS_ENDPOINT_URL="http://127.0.0.1:$MOTO_PORT" AWS_REGION=us-east-1 AWS_DEFAULT_REGION=us-east-1 AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing
 TOPIC=$("$VENV/bin/python" - <<'PY'
 import boto3
 eks = boto3.client("eks")

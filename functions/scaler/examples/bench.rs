@@ -26,6 +26,7 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_eks::types::{NodegroupScalingConfig, VpcConfigRequest};
 use chrono::Utc;
+use futures_util::StreamExt;
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
 use hyper::{Request, Response};
@@ -283,6 +284,48 @@ async fn main() {
             ms(*times.last().unwrap())
         );
     }
+
+    // The floor the emulator sets: the same API calls as the all-resized
+    // batch, issued straight with the SDK at the same concurrency.
+    let mut floor = Vec::new();
+    for i in 0..10u32 {
+        let t = Instant::now();
+        futures_util::stream::iter(0..NODEGROUPS)
+            .map(|n| {
+                let eks = &eks;
+                async move {
+                    let ng = nodegroup(n);
+                    eks.describe_nodegroup().cluster_name(CLUSTER).nodegroup_name(&ng).send().await.unwrap();
+                    eks.update_nodegroup_config()
+                        .cluster_name(CLUSTER)
+                        .nodegroup_name(&ng)
+                        .scaling_config(NodegroupScalingConfig::builder().desired_size(5 + (i % 2) as i32).build())
+                        .send()
+                        .await
+                        .unwrap();
+                }
+            })
+            .buffer_unordered(16)
+            .collect::<Vec<()>>()
+            .await;
+        let sns = aws_sdk_sns::Client::new(&sdk);
+        let entries: Vec<_> = (0..10)
+            .map(|k| {
+                aws_sdk_sns::types::PublishBatchRequestEntry::builder().id(k.to_string()).message("x".repeat(600)).build().unwrap()
+            })
+            .collect();
+        futures_util::future::join_all((0..10).map(|_| {
+            sns.publish_batch().topic_arn(&topic).set_publish_batch_request_entries(Some(entries.clone())).send()
+        }))
+        .await;
+        floor.push(t.elapsed());
+    }
+    floor.sort();
+    println!(
+        "moto floor: the same 200 EKS calls + 10 PublishBatch straight from the SDK: p50 {} max {} (10 runs)",
+        ms(percentile(&floor, 50.0)),
+        ms(*floor.last().unwrap())
+    );
 
     cold_starts(&release_dir.join("prescient-scaler"), &moto, &topic).await;
 }

@@ -41,17 +41,27 @@
 //! ```
 //!
 //! Modules: [`config`] (environment), [`record`] (Kafka records in,
-//! partial-batch response out), [`plan`](mod@plan) (pure decision logic), [`eks`]
-//! (node groups, cluster access), [`kube`] (Deployment scale, EKS token),
-//! [`publish`] (SNS), [`handler`] (the batch), [`error`] (retryable or not).
-//! With the `testkit` feature, [`testkit`] starts a `moto_server` for tests.
+//! partial-batch response out), [`plan`](mod@plan) (pure decision logic), `eks`
+//! (node groups, cluster access), `kube` (Deployment scale, EKS token),
+//! `publish` (SNS, Kafka), `handler` (the batch), [`error`] (retryable or not).
+//! With the `testkit` feature, `testkit` starts a `moto_server` for tests.
+//!
+//! Features: `aws` (default) is the Lambda function itself (AWS SDK and
+//! Kubernetes clients, handler, binary); without it
+//! (`default-features = false`) only [`plan`](mod@plan), [`record`],
+//! [`config`] and [`error`] remain, free of the AWS SDK. `kafka` adds
+//! publishing to the `scaling-actions` topic; `testkit` the test helpers.
 
 pub mod config;
+#[cfg(feature = "aws")]
 pub mod eks;
 pub mod error;
+#[cfg(feature = "aws")]
 pub mod handler;
+#[cfg(feature = "aws")]
 pub mod kube;
 pub mod plan;
+#[cfg(feature = "aws")]
 pub mod publish;
 pub mod record;
 #[cfg(feature = "testkit")]
@@ -59,6 +69,7 @@ pub mod testkit;
 
 pub use config::Config;
 pub use error::ScalerError;
+#[cfg(feature = "aws")]
 pub use handler::{BatchReport, Invocation, Scaler};
 pub use plan::{Observed, plan};
 pub use record::KafkaBatchResponse;
