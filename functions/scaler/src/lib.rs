@@ -9,7 +9,7 @@
 //! every outcome is published to SNS. Failed records are reported to
 //! Lambda for retry only when retrying can help.
 //!
-//! The decision logic is a pure function, [`plan`], that `prescient demo`
+//! The decision logic is a pure function, [`plan()`], that `prescient demo`
 //! also uses in dry-run:
 //!
 //! ```
