@@ -46,8 +46,9 @@ pub struct Config {
     pub kafka: Option<KafkaConfig>,
 }
 
-/// Where outcomes go on Kafka.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Where outcomes go on Kafka. `Debug` hides the values of properties
+/// that look secret (`*password*`, `*secret*`, `*token*`, `*key*`).
+#[derive(Clone, PartialEq, Eq)]
 pub struct KafkaConfig {
     /// `bootstrap.servers` (`PRESCIENT_KAFKA_BROKERS`).
     pub brokers: String,
@@ -111,6 +112,26 @@ impl Config {
     }
 }
 
+impl std::fmt::Debug for KafkaConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let props: Vec<(&str, &str)> = self
+            .properties
+            .iter()
+            .map(|(k, v)| (k.as_str(), if is_secret_key(k) { "***" } else { v.as_str() }))
+            .collect();
+        f.debug_struct("KafkaConfig")
+            .field("brokers", &self.brokers)
+            .field("topic", &self.topic)
+            .field("properties", &props)
+            .finish()
+    }
+}
+
+fn is_secret_key(key: &str) -> bool {
+    let k = key.to_ascii_lowercase();
+    ["password", "secret", "token", "key"].iter().any(|s| k.contains(s))
+}
+
 #[cfg(feature = "kafka")]
 fn check_kafka_feature(brokers: String) -> Result<String, ConfigError> {
     Ok(brokers)
@@ -133,10 +154,11 @@ pub fn parse_properties(value: &str) -> Result<Vec<(String, String)>, ConfigErro
         .filter(|kv| !kv.is_empty())
         .map(|kv| match kv.split_once('=') {
             Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.trim().to_string())),
+            // The value may hold credentials: never echo it.
             _ => Err(ConfigError {
                 name: "PRESCIENT_KAFKA_PROPERTIES",
-                value: value.into(),
-                why: format!("{kv:?} is not key=value"),
+                value: "(not shown)".into(),
+                why: "an entry is not key=value".into(),
             }),
         })
         .collect()
@@ -191,7 +213,15 @@ mod tests {
     fn kafka_settings() {
         let props = parse_properties("security.protocol=ssl; client.id = scaler ;").unwrap();
         assert_eq!(props, [("security.protocol".into(), "ssl".into()), ("client.id".into(), "scaler".into())]);
-        assert!(parse_properties("novalue").is_err());
+        let e = parse_properties("sasl.password=hunter2;oops").unwrap_err();
+        assert!(!e.to_string().contains("hunter2"), "{e}");
+        let k = KafkaConfig {
+            brokers: "b:9092".into(),
+            topic: "t".into(),
+            properties: parse_properties("sasl.password=hunter2;client.id=scaler").unwrap(),
+        };
+        let shown = format!("{k:?}");
+        assert!(!shown.contains("hunter2") && shown.contains("scaler"), "{shown}");
         let c = cfg(&[("PRESCIENT_KAFKA_BROKERS", "b-1:9092")]);
         if cfg!(feature = "kafka") {
             let k = c.unwrap().kafka.unwrap();
