@@ -4,11 +4,14 @@
 //! PostgreSQL (unless `--database-url` / `DATABASE_URL` is given), the load
 //! generator, the dataflow, and the forecaster with its capacity planner in
 //! dry-run (decisions recorded in `scaling_decisions` and published on
-//! `scaling-decisions`, nothing applied); prints where to connect; reports
-//! progress every few seconds until Ctrl-C (or `--duration`).
+//! `scaling-decisions`, nothing applied), and the scaler's logic in dry-run
+//! against those decisions (outcomes published on `scaling-actions`);
+//! prints where to connect; reports progress every few seconds until Ctrl-C
+//! (or `--duration`).
 
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -111,6 +114,14 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
         }
     }));
 
+    let scaler_stats = Arc::new(Mutex::new(ScalerStats::default()));
+    let scaler = {
+        let (bootstrap, stats) = (bootstrap.clone(), scaler_stats.clone());
+        std::thread::Builder::new()
+            .name("scaler-dry-run".into())
+            .spawn(move || scaler_dry_run(&bootstrap, &|| stop.load(Ordering::Relaxed), &stats))?
+    };
+
     let started = Instant::now();
     let pool = runtime.block_on(sqlx::PgPool::connect(&url))?;
     let mut last_status = Instant::now();
@@ -123,7 +134,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
         if last_status.elapsed() >= Duration::from_secs(args.status_every) {
             last_status = Instant::now();
             match runtime.block_on(status(&pool, &registry)) {
-                Ok(line) => println!("[{:>4}s] {line}", started.elapsed().as_secs()),
+                Ok(line) => println!("[{:>4}s] {line} | {}", started.elapsed().as_secs(), scaler_stats.lock().expect("lock")),
                 Err(e) => println!("[{:>4}s] status unavailable: {e}", started.elapsed().as_secs()),
             }
         }
@@ -138,18 +149,90 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
         }
     }
     let result = dataflow.join().map_err(|_| anyhow::anyhow!("dataflow thread panicked"))?;
+    if let Ok(Err(e)) = scaler.join() {
+        println!("scaler dry run failed: {e}");
+    }
     match runtime.block_on(forecaster) {
         Ok(Ok(())) => {}
         Ok(Err(e)) => println!("forecaster failed: {e}"),
         Err(e) => println!("forecaster task failed: {e}"),
     }
     if let Ok(line) = runtime.block_on(status(&pool, &registry)) {
-        println!("final: {line}");
+        println!("final: {line} | {}", scaler_stats.lock().expect("lock"));
     }
     runtime.block_on(pool.close());
     drop(pg);
     drop(broker);
     result.context("dataflow")?;
+    Ok(())
+}
+
+/// What the scaler's dry run has done so far.
+#[derive(Debug, Default)]
+pub struct ScalerStats {
+    /// Decisions handled.
+    pub actions: u64,
+    /// The latest outcome, in words.
+    pub latest: Option<String>,
+}
+
+impl std::fmt::Display for ScalerStats {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "scaler (dry-run): {} actions", self.actions)?;
+        if let Some(l) = &self.latest {
+            write!(f, ", latest: {l}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Reads `scaling-decisions`, runs the Lambda scaler's planning logic on each
+/// decision (dry-run: nothing is applied) and publishes the outcome on
+/// `scaling-actions`, as the deployed scaler would.
+pub fn scaler_dry_run(bootstrap: &str, stop: &dyn Fn() -> bool, stats: &Mutex<ScalerStats>) -> anyhow::Result<()> {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::message::Message;
+    use rdkafka::producer::Producer;
+
+    let consumer: BaseConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", "prescient-demo-scaler")
+        .set("auto.offset.reset", "earliest")
+        .create()?;
+    consumer.subscribe(&[prescient_contracts::SCALING_DECISIONS_TOPIC])?;
+    let producer = produce::producer(bootstrap)?;
+    while !stop() {
+        let Some(msg) = consumer.poll(Duration::from_millis(200)) else { continue };
+        let msg = match msg {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::warn!(error = %e, "scaler dry run: reading scaling-decisions");
+                continue;
+            }
+        };
+        let decision: prescient_contracts::decision::ScalingDecision =
+            match serde_json::from_slice(msg.payload().unwrap_or_default()) {
+                Ok(d) => d,
+                Err(e) => {
+                    tracing::warn!(error = %e, "scaler dry run: undecodable decision");
+                    continue;
+                }
+            };
+        let mut decision = decision;
+        decision.mode = prescient_contracts::decision::Mode::DryRun;
+        let action = prescient_scaler::plan::plan(
+            &decision,
+            prescient_scaler::plan::Observed::from_decision(&decision),
+            chrono::Utc::now(),
+        );
+        let json = serde_json::to_vec(&action)?;
+        produce::send(&producer, prescient_contracts::SCALING_ACTIONS_TOPIC, action.service.as_bytes(), &json)?;
+        producer.poll(Duration::ZERO);
+        let mut s = stats.lock().expect("lock");
+        s.actions += 1;
+        s.latest = Some(format!("{} {} → {:?}", action.service, action.outcome.as_str(), action.applied));
+    }
+    let _ = producer.flush(Duration::from_secs(5));
     Ok(())
 }
 

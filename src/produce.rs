@@ -301,7 +301,7 @@ pub struct Produced {
 /// Runs the generator (or the replay) as `args` say, until done or `stop`
 /// returns true, counting records in `produced`.
 pub fn run(args: &ProduceArgs, stop: &dyn Fn() -> bool, produced: &prometheus::IntCounter) -> Result<Produced, ProduceError> {
-    if !(args.rate > 0.0) {
+    if args.rate.is_nan() || args.rate <= 0.0 {
         return Err(ProduceError::Invalid("--rate must be positive".into()));
     }
     let producer = producer(&args.brokers)?;
@@ -316,7 +316,7 @@ pub fn run(args: &ProduceArgs, stop: &dyn Fn() -> bool, produced: &prometheus::I
         loop {
             if args.events.is_some_and(|n| sent >= n)
                 || args.duration.is_some_and(|d| started.elapsed() >= d)
-                || (sent % 1024 == 0 && stop())
+                || (sent.is_multiple_of(1024) && stop())
             {
                 break;
             }
@@ -324,7 +324,7 @@ pub fn run(args: &ProduceArgs, stop: &dyn Fn() -> bool, produced: &prometheus::I
             send(&producer, &args.topic, key.as_bytes(), &payload)?;
             sent += 1;
             produced.inc();
-            if !args.no_pace && sent % 64 == 0 {
+            if !args.no_pace && sent.is_multiple_of(64) {
                 let due = Duration::from_secs_f64(generator.elapsed_ms().max(0.0) / 1000.0);
                 if let Some(wait) = due.checked_sub(started.elapsed()) {
                     producer.poll(wait.min(Duration::from_millis(100)));
