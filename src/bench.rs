@@ -108,14 +108,23 @@ fn ingest(args: IngestArgs) -> anyhow::Result<()> {
     };
     let machine = format!(
         "{} cores, {} MiB RAM",
-        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(0),
         std::fs::read_to_string("/proc/meminfo")
             .ok()
-            .and_then(|m| m.lines().next().and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok()))
+            .and_then(|m| m.lines().next().and_then(|l| l
+                .split_whitespace()
+                .nth(1)?
+                .parse::<u64>()
+                .ok()))
             .unwrap_or(0)
             / 1024
     );
-    eprintln!("bench ingest: {} events over {} partitions, {} workers, on {machine}", args.events, args.partitions, args.workers);
+    eprintln!(
+        "bench ingest: {} events over {} partitions, {} workers, on {machine}",
+        args.events, args.partitions, args.workers
+    );
 
     // 1. Preload.
     let mut p = ProduceArgs::defaults(brokers.clone());
@@ -140,7 +149,10 @@ fn ingest(args: IngestArgs) -> anyhow::Result<()> {
         bar.finish_and_clear();
         started.elapsed().as_secs_f64()
     };
-    eprintln!("preloaded in {preload:.1}s ({:.0}/s)", args.events as f64 / preload);
+    eprintln!(
+        "preloaded in {preload:.1}s ({:.0}/s)",
+        args.events as f64 / preload
+    );
 
     // 2. Raw ceiling: one consumer thread, read + parse.
     let raw = raw_ceiling(&brokers, preload_topic, args.partitions, args.events)?;
@@ -164,9 +176,16 @@ fn ingest(args: IngestArgs) -> anyhow::Result<()> {
         .fetch_one(&pool),
     )?;
     if total != Some(args.events as i64) {
-        bail!("pipeline counted {total:?} requests, expected {}", args.events);
+        bail!(
+            "pipeline counted {total:?} requests, expected {}",
+            args.events
+        );
     }
-    eprintln!("pipeline: {:.0} events/s ({dlq} partitions committed, {} requests in service_minute)", args.events as f64 / pipeline, args.events);
+    eprintln!(
+        "pipeline: {:.0} events/s ({dlq} partitions committed, {} requests in service_minute)",
+        args.events as f64 / pipeline,
+        args.events
+    );
 
     // 4. Freshness at a fixed rate, 5. soak.
     let registry = prometheus::Registry::new();
@@ -195,17 +214,27 @@ fn ingest(args: IngestArgs) -> anyhow::Result<()> {
     let events_at_start = metrics.events_in.get();
     std::thread::sleep(Duration::from_secs(args.freshness_secs).saturating_sub(warmup));
     let fresh = metrics.freshness_ms.lock().expect("lock").clone();
-    let measured_rate = (metrics.events_in.get() - events_at_start) as f64 / measure_started.elapsed().as_secs_f64();
+    let measured_rate = (metrics.events_in.get() - events_at_start) as f64
+        / measure_started.elapsed().as_secs_f64();
     let mut rss_samples = vec![(0u64, rss_kib("VmRSS:"))];
     let soak_started = Instant::now();
     while soak_started.elapsed() < Duration::from_secs(args.soak_secs) {
         std::thread::sleep(Duration::from_secs(10));
         rss_samples.push((soak_started.elapsed().as_secs(), rss_kib("VmRSS:")));
-        eprintln!("soak {:>4}s: RSS {} MiB, keys held {}", soak_started.elapsed().as_secs(), rss_kib("VmRSS:") / 1024, metrics.keys_held.get());
+        eprintln!(
+            "soak {:>4}s: RSS {} MiB, keys held {}",
+            soak_started.elapsed().as_secs(),
+            rss_kib("VmRSS:") / 1024,
+            metrics.keys_held.get()
+        );
     }
-    let produced = producer.join().map_err(|_| anyhow::anyhow!("producer panicked"))??;
+    let produced = producer
+        .join()
+        .map_err(|_| anyhow::anyhow!("producer panicked"))??;
     prescient_dataflow::SHUTDOWN.store(true, Ordering::Relaxed);
-    dataflow.join().map_err(|_| anyhow::anyhow!("dataflow panicked"))??;
+    dataflow
+        .join()
+        .map_err(|_| anyhow::anyhow!("dataflow panicked"))??;
     prescient_dataflow::SHUTDOWN.store(false, Ordering::Relaxed);
 
     let raw_rate = args.events as f64 / raw;
@@ -214,9 +243,16 @@ fn ingest(args: IngestArgs) -> anyhow::Result<()> {
     println!("| measure | value |");
     println!("| --- | --- |");
     println!("| machine | {machine} |");
-    println!("| events preloaded | {} over {} partitions |", args.events, args.partitions);
+    println!(
+        "| events preloaded | {} over {} partitions |",
+        args.events, args.partitions
+    );
     println!("| raw ceiling (1 consumer thread: read + parse) | {raw_rate:.0} events/s |");
-    println!("| pipeline ({} workers, until every offset is committed) | {pipe_rate:.0} events/s ({:.0}% of raw) |", args.workers, 100.0 * pipe_rate / raw_rate);
+    println!(
+        "| pipeline ({} workers, until every offset is committed) | {pipe_rate:.0} events/s ({:.0}% of raw) |",
+        args.workers,
+        100.0 * pipe_rate / raw_rate
+    );
     println!(
         "| freshness at {:.0} events/s offered ({measured_rate:.0}/s read) | p50 {} ms, p99 {} ms ({} events) |",
         args.rate,
@@ -224,26 +260,39 @@ fn ingest(args: IngestArgs) -> anyhow::Result<()> {
         fresh.quantile(0.99).map_or("-".into(), |v| v.to_string()),
         fresh.count()
     );
-    println!("| live producer | {} events in {:.0}s |", produced.records, produced.seconds);
+    println!(
+        "| live producer | {} events in {:.0}s |",
+        produced.records, produced.seconds
+    );
     if args.soak_secs > 0 {
         let after_warmup: Vec<u64> = rss_samples.iter().skip(1).map(|(_, r)| *r).collect();
         println!(
             "| RSS over the {}s soak (every 10 s, MiB) | {} |",
             args.soak_secs,
-            after_warmup.iter().map(|r| (r / 1024).to_string()).collect::<Vec<_>>().join(", ")
+            after_warmup
+                .iter()
+                .map(|r| (r / 1024).to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
         );
     }
     println!(
         "| peak RSS (VmHWM) of this process | {} MiB ({}) |",
         rss_kib("VmHWM:") / 1024,
-        if args.brokers.is_some() { "broker in its own process" } else { "embedded broker included: it keeps every message in memory" }
+        if args.brokers.is_some() {
+            "broker in its own process"
+        } else {
+            "embedded broker included: it keeps every message in memory"
+        }
     );
     Ok(())
 }
 
 fn producer_flush(producer: &rdkafka::producer::BaseProducer) -> anyhow::Result<()> {
     use rdkafka::producer::Producer;
-    producer.flush(Duration::from_secs(60)).context("flushing the preload")?;
+    producer
+        .flush(Duration::from_secs(60))
+        .context("flushing the preload")?;
     Ok(())
 }
 
@@ -269,7 +318,10 @@ fn raw_ceiling(brokers: &str, topic: &str, partitions: i32, events: u64) -> anyh
             Some(Ok(m)) => {
                 started.get_or_insert_with(Instant::now);
                 read += 1;
-                valid += u64::from(prescient_contracts::event::parse_event(m.payload().unwrap_or_default()).is_ok());
+                valid += u64::from(
+                    prescient_contracts::event::parse_event(m.payload().unwrap_or_default())
+                        .is_ok(),
+                );
             }
             Some(Err(KafkaError::PartitionEOF(_))) => {}
             Some(Err(e)) => bail!("raw consumer: {e}"),

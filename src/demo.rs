@@ -72,15 +72,29 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
     let (pg, url) = match &args.database_url {
         Some(url) => (None, url.clone()),
         None => {
-            let pg = runtime.block_on(PgInstance::start()).context("starting a private PostgreSQL")?;
+            let pg = runtime
+                .block_on(PgInstance::start())
+                .context("starting a private PostgreSQL")?;
             let url = pg.url();
             (Some(pg), url)
         }
     };
     println!("Prescient demo");
-    println!("  Kafka bootstrap servers : {bootstrap}   (topics user-events, user-events-dlq, scaling-decisions, scaling-actions)");
-    println!("  PostgreSQL              : {url}{}", if pg.is_some() { "   (private, deleted on exit)" } else { "" });
-    println!("  Prometheus metrics      : http://{}/metrics", args.metrics_addr);
+    println!(
+        "  Kafka bootstrap servers : {bootstrap}   (topics user-events, user-events-dlq, scaling-decisions, scaling-actions)"
+    );
+    println!(
+        "  PostgreSQL              : {url}{}",
+        if pg.is_some() {
+            "   (private, deleted on exit)"
+        } else {
+            ""
+        }
+    );
+    println!(
+        "  Prometheus metrics      : http://{}/metrics",
+        args.metrics_addr
+    );
     println!("  Try: psql '{url}' -c 'SELECT * FROM service_minute ORDER BY minute DESC LIMIT 10'");
     println!("       prescient produce --brokers {bootstrap} --rate 500");
     println!("  Ctrl-C to stop.");
@@ -108,11 +122,14 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
     forecaster_config.force_dry_run = true;
     forecaster_config.registry = Some(registry.clone());
     forecaster_config.min_history_min = args.forecast_after_min;
-    let forecaster = runtime.spawn(prescient_forecaster::worker::run_worker(forecaster_config, async move {
-        while !stop.load(Ordering::Relaxed) {
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-    }));
+    let forecaster = runtime.spawn(prescient_forecaster::worker::run_worker(
+        forecaster_config,
+        async move {
+            while !stop.load(Ordering::Relaxed) {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        },
+    ));
 
     let scaler_stats = Arc::new(Mutex::new(ScalerStats::default()));
     let scaler = {
@@ -134,8 +151,15 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
         if last_status.elapsed() >= Duration::from_secs(args.status_every) {
             last_status = Instant::now();
             match runtime.block_on(status(&pool, &registry)) {
-                Ok(line) => println!("[{:>4}s] {line} | {}", started.elapsed().as_secs(), scaler_stats.lock().expect("lock")),
-                Err(e) => println!("[{:>4}s] status unavailable: {e}", started.elapsed().as_secs()),
+                Ok(line) => println!(
+                    "[{:>4}s] {line} | {}",
+                    started.elapsed().as_secs(),
+                    scaler_stats.lock().expect("lock")
+                ),
+                Err(e) => println!(
+                    "[{:>4}s] status unavailable: {e}",
+                    started.elapsed().as_secs()
+                ),
             }
         }
     }
@@ -148,7 +172,9 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
             Err(_) => println!("generator panicked"),
         }
     }
-    let result = dataflow.join().map_err(|_| anyhow::anyhow!("dataflow thread panicked"))?;
+    let result = dataflow
+        .join()
+        .map_err(|_| anyhow::anyhow!("dataflow thread panicked"))?;
     if let Ok(Err(e)) = scaler.join() {
         println!("scaler dry run failed: {e}");
     }
@@ -189,7 +215,11 @@ impl std::fmt::Display for ScalerStats {
 /// Reads `scaling-decisions`, runs the Lambda scaler's planning logic on each
 /// decision (dry-run: nothing is applied) and publishes the outcome on
 /// `scaling-actions`, as the deployed scaler would.
-pub fn scaler_dry_run(bootstrap: &str, stop: &dyn Fn() -> bool, stats: &Mutex<ScalerStats>) -> anyhow::Result<()> {
+pub fn scaler_dry_run(
+    bootstrap: &str,
+    stop: &dyn Fn() -> bool,
+    stats: &Mutex<ScalerStats>,
+) -> anyhow::Result<()> {
     use rdkafka::consumer::{BaseConsumer, Consumer};
     use rdkafka::message::Message;
     use rdkafka::producer::Producer;
@@ -202,7 +232,9 @@ pub fn scaler_dry_run(bootstrap: &str, stop: &dyn Fn() -> bool, stats: &Mutex<Sc
     consumer.subscribe(&[prescient_contracts::SCALING_DECISIONS_TOPIC])?;
     let producer = produce::producer(bootstrap)?;
     while !stop() {
-        let Some(msg) = consumer.poll(Duration::from_millis(200)) else { continue };
+        let Some(msg) = consumer.poll(Duration::from_millis(200)) else {
+            continue;
+        };
         let msg = match msg {
             Ok(m) => m,
             Err(e) => {
@@ -226,11 +258,21 @@ pub fn scaler_dry_run(bootstrap: &str, stop: &dyn Fn() -> bool, stats: &Mutex<Sc
             chrono::Utc::now(),
         );
         let json = serde_json::to_vec(&action)?;
-        produce::send(&producer, prescient_contracts::SCALING_ACTIONS_TOPIC, action.service.as_bytes(), &json)?;
+        produce::send(
+            &producer,
+            prescient_contracts::SCALING_ACTIONS_TOPIC,
+            action.service.as_bytes(),
+            &json,
+        )?;
         producer.poll(Duration::ZERO);
         let mut s = stats.lock().expect("lock");
         s.actions += 1;
-        s.latest = Some(format!("{} {} → {:?}", action.service, action.outcome.as_str(), action.applied));
+        s.latest = Some(format!(
+            "{} {} → {:?}",
+            action.service,
+            action.outcome.as_str(),
+            action.applied
+        ));
     }
     let _ = producer.flush(Duration::from_secs(5));
     Ok(())
@@ -241,25 +283,32 @@ fn counter(registry: &prometheus::Registry, name: &str) -> f64 {
         .gather()
         .iter()
         .filter(|f| f.name() == name)
-        .flat_map(|f| f.get_metric().iter().map(|m| m.get_counter().get_value()).collect::<Vec<_>>())
+        .flat_map(|f| {
+            f.get_metric()
+                .iter()
+                .map(|m| m.get_counter().get_value())
+                .collect::<Vec<_>>()
+        })
         .sum()
 }
 
 async fn status(pool: &sqlx::PgPool, registry: &prometheus::Registry) -> anyhow::Result<String> {
-    let (rows, services): (i64, i64) =
-        sqlx::query_as("SELECT (SELECT count(*) FROM metrics_minute), (SELECT count(*) FROM service_minute)")
-            .fetch_one(pool)
-            .await?;
+    let (rows, services): (i64, i64) = sqlx::query_as(
+        "SELECT (SELECT count(*) FROM metrics_minute), (SELECT count(*) FROM service_minute)",
+    )
+    .fetch_one(pool)
+    .await?;
     let latest: Vec<(String, i64, i64, Option<f64>)> = sqlx::query_as(
         "SELECT service, requests, errors, latency_p99_ms FROM service_minute
          WHERE minute = (SELECT max(minute) FROM service_minute) ORDER BY requests DESC LIMIT 4",
     )
     .fetch_all(pool)
     .await?;
-    let (forecasts, decisions): (i64, i64) =
-        sqlx::query_as("SELECT (SELECT count(*) FROM forecasts), (SELECT count(*) FROM scaling_decisions)")
-            .fetch_one(pool)
-            .await?;
+    let (forecasts, decisions): (i64, i64) = sqlx::query_as(
+        "SELECT (SELECT count(*) FROM forecasts), (SELECT count(*) FROM scaling_decisions)",
+    )
+    .fetch_one(pool)
+    .await?;
     let decision: Option<(String, i32, i32, String)> = sqlx::query_as(
         "SELECT service, current_size, desired, reason FROM scaling_decisions ORDER BY issued_at DESC, service LIMIT 1",
     )
@@ -270,13 +319,19 @@ async fn status(pool: &sqlx::PgPool, registry: &prometheus::Registry) -> anyhow:
         .map(|(s, r, e, p99)| format!("{s} {r} req/{e} err p99 {:.0}ms", p99.unwrap_or(0.0)))
         .collect();
     let last_decision = match decision {
-        Some((service, current, desired, reason)) => format!("{service} {current}→{desired} ({reason})"),
+        Some((service, current, desired, reason)) => {
+            format!("{service} {current}→{desired} ({reason})")
+        }
         None => "-".into(),
     };
     Ok(format!(
         "events in {:.0}, dead-lettered {:.0} | rows: metrics_minute {rows}, service_minute {services} | this minute: {} | forecasts {forecasts}, decisions {decisions} (dry-run), latest: {last_decision}",
         counter(registry, "prescient_events_in_total"),
         counter(registry, "prescient_events_rejected_total"),
-        if top.is_empty() { "-".to_string() } else { top.join(", ") }
+        if top.is_empty() {
+            "-".to_string()
+        } else {
+            top.join(", ")
+        }
     ))
 }

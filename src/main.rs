@@ -72,13 +72,24 @@ fn main() -> anyhow::Result<()> {
                 }
                 None => None,
             };
-            let done = produce::run(&args, &|| stop.load(std::sync::atomic::Ordering::Relaxed), &produced)?;
-            eprintln!("produced {} records in {:.1}s ({:.0}/s)", done.records, done.seconds, done.records as f64 / done.seconds);
+            let done = produce::run(
+                &args,
+                &|| stop.load(std::sync::atomic::Ordering::Relaxed),
+                &produced,
+            )?;
+            eprintln!(
+                "produced {} records in {:.1}s ({:.0}/s)",
+                done.records,
+                done.seconds,
+                done.records as f64 / done.seconds
+            );
         }
         Command::Migrate(args) => {
             let rt = tokio::runtime::Runtime::new()?;
             rt.block_on(async {
-                let pool = sqlx::PgPool::connect(&args.database_url).await.context("connecting to PostgreSQL")?;
+                let pool = sqlx::PgPool::connect(&args.database_url)
+                    .await
+                    .context("connecting to PostgreSQL")?;
                 prescient_infra::migrate::run(&pool).await?;
                 anyhow::Ok(())
             })?;
@@ -109,4 +120,3 @@ fn main() -> anyhow::Result<()> {
     }
     Ok(())
 }
-

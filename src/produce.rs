@@ -123,8 +123,13 @@ pub struct ProduceArgs {
 }
 
 /// `prescient_produced_total`, registered in `registry`.
-pub fn produced_counter(registry: &prometheus::Registry) -> Result<prometheus::IntCounter, prometheus::Error> {
-    let c = prometheus::IntCounter::new("prescient_produced_total", "Records sent by prescient produce")?;
+pub fn produced_counter(
+    registry: &prometheus::Registry,
+) -> Result<prometheus::IntCounter, prometheus::Error> {
+    let c = prometheus::IntCounter::new(
+        "prescient_produced_total",
+        "Records sent by prescient produce",
+    )?;
     registry.register(Box::new(c.clone()))?;
     Ok(c)
 }
@@ -165,7 +170,9 @@ pub struct Generator {
     flash_until: i64,
 }
 
-const SERVICE_NAMES: [&str; 8] = ["checkout", "search", "catalog", "payments", "auth", "cart", "reviews", "shipping"];
+const SERVICE_NAMES: [&str; 8] = [
+    "checkout", "search", "catalog", "payments", "auth", "cart", "reviews", "shipping",
+];
 
 impl Generator {
     /// A generator with `args`' shape and seed.
@@ -181,7 +188,9 @@ impl Generator {
             rng: StdRng::seed_from_u64(args.seed),
             tenants: names("tenant", args.tenants.max(1)),
             services,
-            endpoints: (0..args.endpoints.max(1)).map(|i| format!("/api/v1/e{i}")).collect(),
+            endpoints: (0..args.endpoints.max(1))
+                .map(|i| format!("/api/v1/e{i}"))
+                .collect(),
             now_ms: start,
             start_ms: start,
             minute: i64::MIN,
@@ -206,7 +215,11 @@ impl Generator {
             if self.flash_until < minute && self.rng.random::<f64>() < self.args.flash_chance {
                 self.flash_until = minute + 5;
             }
-            let flash = if minute <= self.flash_until { self.args.flash_multiplier } else { 1.0 };
+            let flash = if minute <= self.flash_until {
+                self.args.flash_multiplier
+            } else {
+                1.0
+            };
             self.minute_factor = noise.max(0.0) * flash;
         }
         let day = 86_400_000.0;
@@ -233,11 +246,17 @@ impl Generator {
             return (user, self.bad_record(ts));
         }
         let error = self.rng.random::<f64>() < self.args.error_ratio;
-        let status = if error { 500 + self.rng.random_range(0..4) } else { 200 };
+        let status = if error {
+            500 + self.rng.random_range(0..4)
+        } else {
+            200
+        };
         // Log-normal latency via Box-Muller.
         let (u1, u2): (f64, f64) = (self.rng.random::<f64>().max(1e-12), self.rng.random());
         let z = (-2.0 * u1.ln()).sqrt() * (2.0 * PI * u2).cos();
-        let latency = (self.args.latency_median_ms * (self.args.latency_sigma * z).exp() * 1000.0).round() / 1000.0;
+        let latency = (self.args.latency_median_ms * (self.args.latency_sigma * z).exp() * 1000.0)
+            .round()
+            / 1000.0;
         let event = Event {
             ts_ms: ts,
             tenant: self.tenants[tenant_i].as_str().into(),
@@ -255,8 +274,11 @@ impl Generator {
         match self.rng.random_range(0..5) {
             0 => b"{\"ts\": not json".to_vec(),
             1 => format!(r#"{{"ts":{ts},"service":"checkout"}}"#).into_bytes(),
-            2 => format!(r#"{{"ts":{ts},"tenant":"bad tenant!","service":"checkout"}}"#).into_bytes(),
-            3 => format!(r#"{{"ts":"{ts}","tenant":"t","service":"checkout","status":"ok"}}"#).into_bytes(),
+            2 => {
+                format!(r#"{{"ts":{ts},"tenant":"bad tenant!","service":"checkout"}}"#).into_bytes()
+            }
+            3 => format!(r#"{{"ts":"{ts}","tenant":"t","service":"checkout","status":"ok"}}"#)
+                .into_bytes(),
             _ => vec![0xff, 0xfe, 0x00],
         }
     }
@@ -275,8 +297,15 @@ pub fn producer(brokers: &str) -> Result<BaseProducer, KafkaError> {
 }
 
 /// Sends one record, waiting while librdkafka's queue is full.
-pub fn send(producer: &BaseProducer, topic: &str, key: &[u8], payload: &[u8]) -> Result<(), KafkaError> {
-    let mut record = BaseRecord::<[u8], [u8]>::to(topic).key(key).payload(payload);
+pub fn send(
+    producer: &BaseProducer,
+    topic: &str,
+    key: &[u8],
+    payload: &[u8],
+) -> Result<(), KafkaError> {
+    let mut record = BaseRecord::<[u8], [u8]>::to(topic)
+        .key(key)
+        .payload(payload);
     loop {
         match producer.send(record) {
             Ok(()) => return Ok(()),
@@ -300,7 +329,11 @@ pub struct Produced {
 
 /// Runs the generator (or the replay) as `args` say, until done or `stop`
 /// returns true, counting records in `produced`.
-pub fn run(args: &ProduceArgs, stop: &dyn Fn() -> bool, produced: &prometheus::IntCounter) -> Result<Produced, ProduceError> {
+pub fn run(
+    args: &ProduceArgs,
+    stop: &dyn Fn() -> bool,
+    produced: &prometheus::IntCounter,
+) -> Result<Produced, ProduceError> {
     if args.rate.is_nan() || args.rate <= 0.0 {
         return Err(ProduceError::Invalid("--rate must be positive".into()));
     }
@@ -331,7 +364,11 @@ pub fn run(args: &ProduceArgs, stop: &dyn Fn() -> bool, produced: &prometheus::I
                 }
             }
             if last_report.elapsed() >= Duration::from_secs(5) {
-                tracing::info!(sent, rate = sent as f64 / started.elapsed().as_secs_f64(), "producing");
+                tracing::info!(
+                    sent,
+                    rate = sent as f64 / started.elapsed().as_secs_f64(),
+                    "producing"
+                );
                 last_report = Instant::now();
             }
         }
@@ -342,13 +379,19 @@ pub fn run(args: &ProduceArgs, stop: &dyn Fn() -> bool, produced: &prometheus::I
             break;
         }
     }
-    Ok(Produced { records: sent, seconds: started.elapsed().as_secs_f64() })
+    Ok(Produced {
+        records: sent,
+        seconds: started.elapsed().as_secs_f64(),
+    })
 }
 
 /// Reads a `timestamp,value` CSV (header optional; timestamps RFC 3339,
 /// `YYYY-MM-DD HH:MM:SS`, or epoch seconds/milliseconds).
 pub fn read_series(path: &PathBuf) -> Result<Vec<(i64, f64)>, ProduceError> {
-    let err = |why: String| ProduceError::Replay { path: path.clone(), why };
+    let err = |why: String| ProduceError::Replay {
+        path: path.clone(),
+        why,
+    };
     let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
     let mut out = Vec::new();
     for (i, line) in text.lines().enumerate() {
@@ -365,7 +408,8 @@ pub fn read_series(path: &PathBuf) -> Result<Vec<(i64, f64)>, ProduceError> {
             }
             return Err(err(format!("line {}: value {v:?} is not a number", i + 1)));
         };
-        let ts = parse_time(t.trim()).ok_or_else(|| err(format!("line {}: cannot read timestamp {t:?}", i + 1)))?;
+        let ts = parse_time(t.trim())
+            .ok_or_else(|| err(format!("line {}: cannot read timestamp {t:?}", i + 1)))?;
         out.push((ts, value));
     }
     if out.len() < 2 {
@@ -393,7 +437,11 @@ fn replay(
     produced: &prometheus::IntCounter,
 ) -> Result<u64, ProduceError> {
     let mut rng = StdRng::seed_from_u64(args.seed);
-    let shift = if args.shift_to_now { Utc::now().timestamp_millis() - series[0].0 } else { 0 };
+    let shift = if args.shift_to_now {
+        Utc::now().timestamp_millis() - series[0].0
+    } else {
+        0
+    };
     let started = Instant::now();
     let mut sent = 0u64;
     let tenants = names("tenant", args.tenants.max(1));
@@ -412,7 +460,11 @@ fn replay(
                 service: args.replay_service.as_str().into(),
                 endpoint: "".into(),
                 user: Some(user.as_str().into()),
-                status: if rng.random::<f64>() < args.error_ratio { 503 } else { 200 },
+                status: if rng.random::<f64>() < args.error_ratio {
+                    503
+                } else {
+                    200
+                },
                 latency_ms: Some(args.latency_median_ms),
             };
             send(producer, &args.topic, user.as_bytes(), &event.to_json())?;
@@ -420,7 +472,9 @@ fn replay(
             produced.inc();
         }
         if !args.no_pace {
-            let due = Duration::from_secs_f64((t1 - series[0].0) as f64 / 1000.0 / args.compress.max(1e-9));
+            let due = Duration::from_secs_f64(
+                (t1 - series[0].0) as f64 / 1000.0 / args.compress.max(1e-9),
+            );
             while started.elapsed() < due && !stop() {
                 producer.poll((due - started.elapsed()).min(Duration::from_millis(100)));
             }
@@ -454,7 +508,9 @@ mod tests {
         let mut other = args();
         other.seed = 2;
         let mut c = Generator::new(&other);
-        let same = (0..100).filter(|_| a.next_record() == c.next_record()).count();
+        let same = (0..100)
+            .filter(|_| a.next_record() == c.next_record())
+            .count();
         assert!(same < 10);
     }
 

@@ -118,7 +118,11 @@ impl ScalingAction {
 pub fn target_key(target: &Target) -> String {
     match target {
         Target::Nodegroup { cluster, nodegroup } => format!("nodegroup/{cluster}/{nodegroup}"),
-        Target::Deployment { cluster, namespace, name } => format!("deployment/{cluster}/{namespace}/{name}"),
+        Target::Deployment {
+            cluster,
+            namespace,
+            name,
+        } => format!("deployment/{cluster}/{namespace}/{name}"),
     }
 }
 
@@ -158,7 +162,10 @@ mod tests {
         let a = ScalingAction {
             decision_id: Uuid::nil(),
             service: "checkout".into(),
-            target: Target::Nodegroup { cluster: "prod".into(), nodegroup: "web".into() },
+            target: Target::Nodegroup {
+                cluster: "prod".into(),
+                nodegroup: "web".into(),
+            },
             outcome: Outcome::SkippedStale,
             previous: None,
             requested: 5,
@@ -174,10 +181,18 @@ mod tests {
         assert_eq!(v["mode"], "apply");
         assert_eq!(a.target_key(), "nodegroup/prod/web");
         let mut without_retryable = v.clone();
-        without_retryable.as_object_mut().unwrap().remove("retryable");
+        without_retryable
+            .as_object_mut()
+            .unwrap()
+            .remove("retryable");
         let back: ScalingAction = serde_json::from_value(without_retryable).unwrap();
         assert_eq!(back, a);
-        for o in [Outcome::Applied, Outcome::SkippedSuperseded, Outcome::DryRun, Outcome::Failed] {
+        for o in [
+            Outcome::Applied,
+            Outcome::SkippedSuperseded,
+            Outcome::DryRun,
+            Outcome::Failed,
+        ] {
             assert_eq!(serde_json::to_value(o).unwrap(), o.as_str());
         }
         assert!(Outcome::Clamped.changed_target());
@@ -192,7 +207,11 @@ mod tests {
         .unwrap();
         assert_eq!(a.alert, AlertKind::FallbackReactive);
         assert_eq!(
-            target_key(&Target::Deployment { cluster: "c".into(), namespace: "n".into(), name: "d".into() }),
+            target_key(&Target::Deployment {
+                cluster: "c".into(),
+                namespace: "n".into(),
+                name: "d".into()
+            }),
             "deployment/c/n/d"
         );
     }

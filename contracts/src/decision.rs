@@ -118,14 +118,21 @@ mod tests {
             service: "checkout".into(),
             issued_at: "2026-11-21T10:00:00Z".parse().unwrap(),
             expires_at: "2026-11-21T10:05:00Z".parse().unwrap(),
-            target: Target::Nodegroup { cluster: "prod".into(), nodegroup: "web".into() },
+            target: Target::Nodegroup {
+                cluster: "prod".into(),
+                nodegroup: "web".into(),
+            },
             current: 2,
             desired: 5,
             min: 1,
             max: 10,
             policy: "checkout".into(),
             reason: "p90 forecast 4200 rpm at +8 min".into(),
-            forecast: Some(ForecastSummary { horizon: 8, p50: 3900.0, p90: 4200.0 }),
+            forecast: Some(ForecastSummary {
+                horizon: 8,
+                p50: 3900.0,
+                p90: 4200.0,
+            }),
             mode: Mode::DryRun,
         }
     }
@@ -140,7 +147,11 @@ mod tests {
         assert_eq!(v["issued_at"], "2026-11-21T10:00:00Z");
         let back: ScalingDecision = serde_json::from_value(v).unwrap();
         assert_eq!(back, sample());
-        let dep = Target::Deployment { cluster: "c".into(), namespace: "ns".into(), name: "api".into() };
+        let dep = Target::Deployment {
+            cluster: "c".into(),
+            namespace: "ns".into(),
+            name: "api".into(),
+        };
         assert_eq!(
             serde_json::to_string(&dep).unwrap(),
             r#"{"kind":"deployment","cluster":"c","namespace":"ns","name":"api"}"#

@@ -156,7 +156,10 @@ pub struct Rejection {
 impl Rejection {
     /// A rejection with a reason and detail.
     pub fn new(reason: Reason, detail: impl Into<String>) -> Self {
-        Rejection { reason, detail: detail.into() }
+        Rejection {
+            reason,
+            detail: detail.into(),
+        }
     }
 }
 
@@ -196,7 +199,9 @@ fn de_ts<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
             Ok(Some(v))
         }
         fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
-            i64::try_from(v).map(Some).map_err(|_| E::custom("ts out of range"))
+            i64::try_from(v)
+                .map(Some)
+                .map_err(|_| E::custom("ts out of range"))
         }
         fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
             chrono::DateTime::parse_from_rfc3339(v)
@@ -211,10 +216,16 @@ fn check_name(field: &str, value: &str) -> Result<(), Rejection> {
     if value.is_empty() || value.len() > MAX_NAME_CHARS {
         return Err(Rejection::new(
             Reason::InvalidField,
-            format!("{field} must be 1-{MAX_NAME_CHARS} characters, got {}", value.chars().count()),
+            format!(
+                "{field} must be 1-{MAX_NAME_CHARS} characters, got {}",
+                value.chars().count()
+            ),
         ));
     }
-    if let Some(c) = value.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))) {
+    if let Some(c) = value
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-')))
+    {
         return Err(Rejection::new(
             Reason::InvalidField,
             format!("{field} may only hold [A-Za-z0-9_.-], found {c:?}"),
@@ -226,7 +237,10 @@ fn check_name(field: &str, value: &str) -> Result<(), Rejection> {
 fn check_len(field: &str, value: &str, max: usize) -> Result<(), Rejection> {
     // Byte length bounds char count from above: only count chars when needed.
     if value.len() > max && value.chars().count() > max {
-        return Err(Rejection::new(Reason::InvalidField, format!("{field} is longer than {max} characters")));
+        return Err(Rejection::new(
+            Reason::InvalidField,
+            format!("{field} is longer than {max} characters"),
+        ));
     }
     Ok(())
 }
@@ -234,8 +248,12 @@ fn check_len(field: &str, value: &str, max: usize) -> Result<(), Rejection> {
 fn classify(err: serde_json::Error) -> Rejection {
     let msg = err.to_string();
     let reason = match err.classify() {
-        serde_json::error::Category::Data if msg.starts_with("missing field") => Reason::MissingField,
-        serde_json::error::Category::Data if msg.starts_with("duplicate field") => Reason::InvalidJson,
+        serde_json::error::Category::Data if msg.starts_with("missing field") => {
+            Reason::MissingField
+        }
+        serde_json::error::Category::Data if msg.starts_with("duplicate field") => {
+            Reason::InvalidJson
+        }
         serde_json::error::Category::Data if msg.starts_with("ts ") => Reason::InvalidField,
         serde_json::error::Category::Data => Reason::WrongType,
         _ => Reason::InvalidJson,
@@ -252,20 +270,31 @@ pub fn parse_event(bytes: &[u8]) -> Result<Event<'_>, Rejection> {
         .map_err(|e| Rejection::new(Reason::InvalidUtf8, format!("record is not UTF-8: {e}")))?;
     match text.trim_start().as_bytes().first() {
         Some(b'{') => {}
-        Some(_) => return Err(Rejection::new(Reason::NotAnObject, "record is not a JSON object")),
+        Some(_) => {
+            return Err(Rejection::new(
+                Reason::NotAnObject,
+                "record is not a JSON object",
+            ));
+        }
         None => return Err(Rejection::new(Reason::InvalidJson, "record is empty")),
     }
     let raw: RawEvent<'_> = serde_json::from_str(text).map_err(classify)?;
-    let ts_ms = raw.ts.ok_or_else(|| Rejection::new(Reason::MissingField, "missing field `ts`"))?;
+    let ts_ms = raw
+        .ts
+        .ok_or_else(|| Rejection::new(Reason::MissingField, "missing field `ts`"))?;
     if !(MIN_TS_MS..MAX_TS_MS).contains(&ts_ms) {
         return Err(Rejection::new(
             Reason::TsOutOfRange,
             format!("ts {ts_ms} is outside 2000-01-01..2100-01-01"),
         ));
     }
-    let tenant = raw.tenant.ok_or_else(|| Rejection::new(Reason::MissingField, "missing field `tenant`"))?;
+    let tenant = raw
+        .tenant
+        .ok_or_else(|| Rejection::new(Reason::MissingField, "missing field `tenant`"))?;
     check_name("tenant", &tenant)?;
-    let service = raw.service.ok_or_else(|| Rejection::new(Reason::MissingField, "missing field `service`"))?;
+    let service = raw
+        .service
+        .ok_or_else(|| Rejection::new(Reason::MissingField, "missing field `service`"))?;
     check_name("service", &service)?;
     let endpoint = raw.endpoint.unwrap_or(Cow::Borrowed(""));
     check_len("endpoint", &endpoint, MAX_ENDPOINT_CHARS)?;
@@ -275,14 +304,30 @@ pub fn parse_event(bytes: &[u8]) -> Result<Event<'_>, Rejection> {
     let status = match raw.status {
         None => 200,
         Some(s @ 100..=599) => s as u16,
-        Some(s) => return Err(Rejection::new(Reason::InvalidField, format!("status {s} is outside 100-599"))),
+        Some(s) => {
+            return Err(Rejection::new(
+                Reason::InvalidField,
+                format!("status {s} is outside 100-599"),
+            ));
+        }
     };
     if let Some(l) = raw.latency_ms
         && !(l.is_finite() && l >= 0.0)
     {
-        return Err(Rejection::new(Reason::InvalidField, format!("latency_ms {l} must be a number >= 0")));
+        return Err(Rejection::new(
+            Reason::InvalidField,
+            format!("latency_ms {l} must be a number >= 0"),
+        ));
     }
-    Ok(Event { ts_ms, tenant, service, endpoint, user: raw.user, status, latency_ms: raw.latency_ms })
+    Ok(Event {
+        ts_ms,
+        tenant,
+        service,
+        endpoint,
+        user: raw.user,
+        status,
+        latency_ms: raw.latency_ms,
+    })
 }
 
 #[cfg(test)]
@@ -296,12 +341,17 @@ mod tests {
     #[test]
     fn accepts_both_timestamp_forms_and_defaults() {
         let a = parse_event(br#"{"ts":1700000000000,"tenant":"t1","service":"api"}"#).unwrap();
-        let b = parse_event(br#"{"ts":"2023-11-14T22:13:20Z","tenant":"t1","service":"api","extra":[1]}"#).unwrap();
+        let b = parse_event(
+            br#"{"ts":"2023-11-14T22:13:20Z","tenant":"t1","service":"api","extra":[1]}"#,
+        )
+        .unwrap();
         assert_eq!(a.ts_ms, b.ts_ms);
         assert_eq!(a.status, 200);
         assert_eq!(a.endpoint, "");
         assert_eq!(a.user, None);
-        let c = parse_event(br#"{"ts":"2023-11-14T23:13:20.5+01:00","tenant":"t1","service":"api"}"#).unwrap();
+        let c =
+            parse_event(br#"{"ts":"2023-11-14T23:13:20.5+01:00","tenant":"t1","service":"api"}"#)
+                .unwrap();
         assert_eq!(c.ts_ms, a.ts_ms + 500);
     }
 
@@ -324,32 +374,89 @@ mod tests {
         assert_eq!(reason(b"{not json"), Reason::InvalidJson);
         assert_eq!(reason(b""), Reason::InvalidJson);
         assert_eq!(reason(b"[1,2]"), Reason::NotAnObject);
-        assert_eq!(reason(br#"{"tenant":"a","service":"b"}"#), Reason::MissingField);
-        assert_eq!(reason(br#"{"ts":1700000000000,"service":"b"}"#), Reason::MissingField);
-        assert_eq!(reason(br#"{"ts":1700000000000,"tenant":null,"service":"b"}"#), Reason::MissingField);
-        assert_eq!(reason(br#"{"ts":1700000000000,"tenant":5,"service":"b"}"#), Reason::WrongType);
-        assert_eq!(reason(br#"{"ts":1.5,"tenant":"a","service":"b"}"#), Reason::WrongType);
-        assert_eq!(reason(br#"{"ts":true,"tenant":"a","service":"b"}"#), Reason::WrongType);
-        assert_eq!(reason(br#"{"ts":1700000000000,"tenant":"a","service":"b","status":"200"}"#), Reason::WrongType);
-        assert_eq!(reason(br#"{"ts":"yesterday","tenant":"a","service":"b"}"#), Reason::InvalidField);
-        assert_eq!(reason(br#"{"ts":1700000000000,"tenant":"a b","service":"b"}"#), Reason::InvalidField);
-        assert_eq!(reason(br#"{"ts":1700000000000,"tenant":"","service":"b"}"#), Reason::InvalidField);
-        let long = format!(r#"{{"ts":1700000000000,"tenant":"{}","service":"b"}}"#, "a".repeat(65));
+        assert_eq!(
+            reason(br#"{"tenant":"a","service":"b"}"#),
+            Reason::MissingField
+        );
+        assert_eq!(
+            reason(br#"{"ts":1700000000000,"service":"b"}"#),
+            Reason::MissingField
+        );
+        assert_eq!(
+            reason(br#"{"ts":1700000000000,"tenant":null,"service":"b"}"#),
+            Reason::MissingField
+        );
+        assert_eq!(
+            reason(br#"{"ts":1700000000000,"tenant":5,"service":"b"}"#),
+            Reason::WrongType
+        );
+        assert_eq!(
+            reason(br#"{"ts":1.5,"tenant":"a","service":"b"}"#),
+            Reason::WrongType
+        );
+        assert_eq!(
+            reason(br#"{"ts":true,"tenant":"a","service":"b"}"#),
+            Reason::WrongType
+        );
+        assert_eq!(
+            reason(br#"{"ts":1700000000000,"tenant":"a","service":"b","status":"200"}"#),
+            Reason::WrongType
+        );
+        assert_eq!(
+            reason(br#"{"ts":"yesterday","tenant":"a","service":"b"}"#),
+            Reason::InvalidField
+        );
+        assert_eq!(
+            reason(br#"{"ts":1700000000000,"tenant":"a b","service":"b"}"#),
+            Reason::InvalidField
+        );
+        assert_eq!(
+            reason(br#"{"ts":1700000000000,"tenant":"","service":"b"}"#),
+            Reason::InvalidField
+        );
+        let long = format!(
+            r#"{{"ts":1700000000000,"tenant":"{}","service":"b"}}"#,
+            "a".repeat(65)
+        );
         assert_eq!(reason(long.as_bytes()), Reason::InvalidField);
-        let ep = format!(r#"{{"ts":1700000000000,"tenant":"a","service":"b","endpoint":"{}"}}"#, "e".repeat(257));
+        let ep = format!(
+            r#"{{"ts":1700000000000,"tenant":"a","service":"b","endpoint":"{}"}}"#,
+            "e".repeat(257)
+        );
         assert_eq!(reason(ep.as_bytes()), Reason::InvalidField);
-        let user = format!(r#"{{"ts":1700000000000,"tenant":"a","service":"b","user":"{}"}}"#, "é".repeat(129));
+        let user = format!(
+            r#"{{"ts":1700000000000,"tenant":"a","service":"b","user":"{}"}}"#,
+            "é".repeat(129)
+        );
         assert_eq!(reason(user.as_bytes()), Reason::InvalidField);
-        assert_eq!(reason(br#"{"ts":1700000000000,"tenant":"a","service":"b","status":99}"#), Reason::InvalidField);
-        assert_eq!(reason(br#"{"ts":1700000000000,"tenant":"a","service":"b","latency_ms":-1}"#), Reason::InvalidField);
-        assert_eq!(reason(br#"{"ts":5,"tenant":"a","service":"b"}"#), Reason::TsOutOfRange);
-        assert_eq!(reason(br#"{"ts":"2200-01-01T00:00:00Z","tenant":"a","service":"b"}"#), Reason::TsOutOfRange);
-        assert_eq!(reason(br#"{"ts":1700000000000,"ts":1,"tenant":"a","service":"b"}"#), Reason::InvalidJson);
+        assert_eq!(
+            reason(br#"{"ts":1700000000000,"tenant":"a","service":"b","status":99}"#),
+            Reason::InvalidField
+        );
+        assert_eq!(
+            reason(br#"{"ts":1700000000000,"tenant":"a","service":"b","latency_ms":-1}"#),
+            Reason::InvalidField
+        );
+        assert_eq!(
+            reason(br#"{"ts":5,"tenant":"a","service":"b"}"#),
+            Reason::TsOutOfRange
+        );
+        assert_eq!(
+            reason(br#"{"ts":"2200-01-01T00:00:00Z","tenant":"a","service":"b"}"#),
+            Reason::TsOutOfRange
+        );
+        assert_eq!(
+            reason(br#"{"ts":1700000000000,"ts":1,"tenant":"a","service":"b"}"#),
+            Reason::InvalidJson
+        );
     }
 
     #[test]
     fn multibyte_lengths_count_characters() {
-        let ok = format!(r#"{{"ts":1700000000000,"tenant":"a","service":"b","user":"{}"}}"#, "é".repeat(128));
+        let ok = format!(
+            r#"{{"ts":1700000000000,"tenant":"a","service":"b","user":"{}"}}"#,
+            "é".repeat(128)
+        );
         assert!(parse_event(ok.as_bytes()).is_ok());
     }
 

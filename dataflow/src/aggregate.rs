@@ -50,7 +50,9 @@ pub enum Contribution {
 }
 
 /// The measures of one row.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
 pub struct Agg {
     /// Events.
     pub requests: i64,
@@ -93,10 +95,12 @@ pub fn aggregate(input: &[(&Contribution, isize)]) -> Agg {
         }
     }
     if let Some(first) = first_latency {
-        let hist = input[first..last_latency].iter().filter_map(|(c, n)| match c {
-            Contribution::Latency(b) => Some((b, *n as i64)),
-            _ => None,
-        });
+        let hist = input[first..last_latency]
+            .iter()
+            .filter_map(|(c, n)| match c {
+                Contribution::Latency(b) => Some((b, *n as i64)),
+                _ => None,
+            });
         agg.p50 = quantile_bucket(hist.clone(), 0.50);
         agg.p95 = quantile_bucket(hist.clone(), 0.95);
         agg.p99 = quantile_bucket(hist, 0.99);
@@ -145,13 +149,24 @@ impl WindowAcc {
 
     /// The accumulation as contributions with multiplicities, each scaled by `sign`.
     pub fn contributions(&self, sign: isize) -> impl Iterator<Item = (Contribution, isize)> + '_ {
-        let counts = [(Contribution::Request, self.requests), (Contribution::Error, self.errors)];
+        let counts = [
+            (Contribution::Request, self.requests),
+            (Contribution::Error, self.errors),
+        ];
         counts
             .into_iter()
             .filter(|(_, n)| *n != 0)
             .map(move |(c, n)| (c, n as isize * sign))
-            .chain(self.latency.iter().map(move |(b, n)| (Contribution::Latency(*b), *n as isize * sign)))
-            .chain(self.users.iter().map(move |(u, n)| (Contribution::User(*u), *n as isize * sign)))
+            .chain(
+                self.latency
+                    .iter()
+                    .map(move |(b, n)| (Contribution::Latency(*b), *n as isize * sign)),
+            )
+            .chain(
+                self.users
+                    .iter()
+                    .map(move |(u, n)| (Contribution::User(*u), *n as isize * sign)),
+            )
     }
 
     /// Number of contributions it holds (a proxy for memory).
@@ -180,7 +195,11 @@ mod tests {
     fn aggregates_counts_users_and_quantiles() {
         let mut acc = WindowAcc::default();
         for i in 0..100u16 {
-            acc.add_event(i % 10 == 0, Some(crate::window::latency_bucket(f64::from(i + 1))), Some(u64::from(i % 7)));
+            acc.add_event(
+                i % 10 == 0,
+                Some(crate::window::latency_bucket(f64::from(i + 1))),
+                Some(u64::from(i % 7)),
+            );
         }
         acc.add_event(false, None, None);
         let agg = reduce(&acc);

@@ -24,7 +24,8 @@ pub enum ConfigError {
 
 /// Parses `100ms`, `10s`, `1m`, `2h`.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    humantime::parse_duration(s).map_err(|e| format!("{s:?} is not a duration like 100ms, 10s or 1m: {e}"))
+    humantime::parse_duration(s)
+        .map_err(|e| format!("{s:?} is not a duration like 100ms, 10s or 1m: {e}"))
 }
 
 /// Settings of the dataflow. Defaults are in each flag's help.
@@ -116,7 +117,10 @@ impl DataflowConfig {
 
     /// The window geometry.
     pub fn windows(&self) -> Windows {
-        Windows { bucket_ms: self.bucket.as_millis() as i64, lateness_ms: self.lateness.as_millis() as i64 }
+        Windows {
+            bucket_ms: self.bucket.as_millis() as i64,
+            lateness_ms: self.lateness.as_millis() as i64,
+        }
     }
 
     /// Checks ranges.
@@ -141,10 +145,17 @@ impl DataflowConfig {
     pub fn addresses(&self) -> Result<Vec<String>, ConfigError> {
         match &self.hostfile {
             Some(path) => {
-                let text = std::fs::read_to_string(path)
-                    .map_err(|source| ConfigError::Hostfile { path: path.clone(), source })?;
-                let hosts: Vec<String> =
-                    text.lines().map(str::trim).filter(|l| !l.is_empty()).map(String::from).collect();
+                let text =
+                    std::fs::read_to_string(path).map_err(|source| ConfigError::Hostfile {
+                        path: path.clone(),
+                        source,
+                    })?;
+                let hosts: Vec<String> = text
+                    .lines()
+                    .map(str::trim)
+                    .filter(|l| !l.is_empty())
+                    .map(String::from)
+                    .collect();
                 if hosts.len() < self.processes {
                     return Err(ConfigError::Invalid(format!(
                         "hostfile {} lists {} hosts for {} processes",
@@ -155,7 +166,9 @@ impl DataflowConfig {
                 }
                 Ok(hosts)
             }
-            None => Ok((0..self.processes).map(|i| format!("127.0.0.1:{}", 2101 + i)).collect()),
+            None => Ok((0..self.processes)
+                .map(|i| format!("127.0.0.1:{}", 2101 + i))
+                .collect()),
         }
     }
 }

@@ -44,20 +44,49 @@ impl DeadLetters {
             .set("enable.idempotence", "false")
             .create()
             .map_err(DlqError::Create)?;
-        Ok(DeadLetters { producer, topic: topic.into(), source_topic: source_topic.into(), unflushed: false })
+        Ok(DeadLetters {
+            producer,
+            topic: topic.into(),
+            source_topic: source_topic.into(),
+            unflushed: false,
+        })
     }
 
     /// Queues a dead letter for `payload` (from `partition`/`offset`).
-    pub fn send(&mut self, key: Option<&[u8]>, payload: &[u8], partition: i32, offset: i64, why: &Rejection) {
+    pub fn send(
+        &mut self,
+        key: Option<&[u8]>,
+        payload: &[u8],
+        partition: i32,
+        offset: i64,
+        why: &Rejection,
+    ) {
         let partition_s = partition.to_string();
         let offset_s = offset.to_string();
         let headers = OwnedHeaders::new()
-            .insert(Header { key: "prescient-reason", value: Some(why.reason.as_str()) })
-            .insert(Header { key: "prescient-detail", value: Some(why.detail.as_str()) })
-            .insert(Header { key: "prescient-source-topic", value: Some(self.source_topic.as_str()) })
-            .insert(Header { key: "prescient-source-partition", value: Some(partition_s.as_str()) })
-            .insert(Header { key: "prescient-source-offset", value: Some(offset_s.as_str()) });
-        let mut record = BaseRecord::<[u8], [u8]>::to(&self.topic).payload(payload).headers(headers);
+            .insert(Header {
+                key: "prescient-reason",
+                value: Some(why.reason.as_str()),
+            })
+            .insert(Header {
+                key: "prescient-detail",
+                value: Some(why.detail.as_str()),
+            })
+            .insert(Header {
+                key: "prescient-source-topic",
+                value: Some(self.source_topic.as_str()),
+            })
+            .insert(Header {
+                key: "prescient-source-partition",
+                value: Some(partition_s.as_str()),
+            })
+            .insert(Header {
+                key: "prescient-source-offset",
+                value: Some(offset_s.as_str()),
+            });
+        let mut record = BaseRecord::<[u8], [u8]>::to(&self.topic)
+            .payload(payload)
+            .headers(headers);
         if let Some(k) = key {
             record = record.key(k);
         }

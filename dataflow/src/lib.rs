@@ -123,7 +123,9 @@ fn partition_count(config: &DataflowConfig) -> Result<i32, DataflowError> {
         let result = consumer.fetch_metadata(Some(&config.topic), Duration::from_secs(5));
         let err = match result {
             Ok(md) => match md.topics().first() {
-                Some(t) if t.error().is_none() && !t.partitions().is_empty() => return Ok(t.partitions().len() as i32),
+                Some(t) if t.error().is_none() && !t.partitions().is_empty() => {
+                    return Ok(t.partitions().len() as i32);
+                }
                 Some(t) => format!("topic {:?} not available: {:?}", config.topic, t.error()),
                 None => format!("topic {:?} not found", config.topic),
             },
@@ -147,13 +149,18 @@ fn partition_count(config: &DataflowConfig) -> Result<i32, DataflowError> {
 /// `--until-caught-up`, until every partition is read and committed).
 /// Metrics are registered in `registry`.
 pub fn run(config: DataflowConfig, registry: prometheus::Registry) -> Result<(), DataflowError> {
-    let metrics = Arc::new(Metrics::new(&registry).map_err(|e| DataflowError::Metrics(e.to_string()))?);
+    let metrics =
+        Arc::new(Metrics::new(&registry).map_err(|e| DataflowError::Metrics(e.to_string()))?);
     run_with(config, registry, metrics)
 }
 
 /// As [`run`], with metrics the caller made (and can read, e.g. the
 /// fine-grained freshness histogram) registered in `registry`.
-pub fn run_with(config: DataflowConfig, registry: prometheus::Registry, metrics: Arc<Metrics>) -> Result<(), DataflowError> {
+pub fn run_with(
+    config: DataflowConfig,
+    registry: prometheus::Registry,
+    metrics: Arc<Metrics>,
+) -> Result<(), DataflowError> {
     config.validate()?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
@@ -188,8 +195,14 @@ pub fn run_with(config: DataflowConfig, registry: prometheus::Registry, metrics:
         process = config.process,
         "dataflow starting"
     );
-    let writer =
-        (config.process == 0).then(|| Writer::start(runtime.handle(), pool.clone(), config.topic.clone(), metrics.clone()));
+    let writer = (config.process == 0).then(|| {
+        Writer::start(
+            runtime.handle(),
+            pool.clone(),
+            config.topic.clone(),
+            metrics.clone(),
+        )
+    });
     let communication = if config.processes > 1 {
         CommunicationConfig::Cluster {
             threads: config.workers,
@@ -201,7 +214,10 @@ pub fn run_with(config: DataflowConfig, registry: prometheus::Registry, metrics:
     } else {
         CommunicationConfig::Process(config.workers)
     };
-    let timely_config = timely::Config { communication, worker: WorkerConfig::default() };
+    let timely_config = timely::Config {
+        communication,
+        worker: WorkerConfig::default(),
+    };
     let settings = SourceSettings {
         brokers: config.brokers.clone(),
         topic: config.topic.clone(),
@@ -210,7 +226,8 @@ pub fn run_with(config: DataflowConfig, registry: prometheus::Registry, metrics:
         tick_ms: config.tick.as_millis() as u64,
         idle_timeout: config.idle_timeout,
         max_future_ms: config.max_future.as_millis() as i64,
-        max_uncommitted_ticks: (config.max_uncommitted.as_millis() / config.tick.as_millis()).max(1) as u64,
+        max_uncommitted_ticks: (config.max_uncommitted.as_millis() / config.tick.as_millis()).max(1)
+            as u64,
         until_caught_up: config.until_caught_up,
     };
     let resume = Arc::new(resume);
@@ -219,10 +236,16 @@ pub fn run_with(config: DataflowConfig, registry: prometheus::Registry, metrics:
     let guards = timely::execute(timely_config, move |worker| {
         let index = worker.index();
         let peers = worker.peers();
-        let mine: Vec<i32> = (0..partitions).filter(|p| *p as usize % peers == index).collect();
+        let mine: Vec<i32> = (0..partitions)
+            .filter(|p| *p as usize % peers == index)
+            .collect();
         let frontier = Rc::new(Cell::new(resume.frontier));
         let committed = ProbeHandle::new();
-        let writer = if index == 0 { writer_for_workers.clone() } else { None };
+        let writer = if index == 0 {
+            writer_for_workers.clone()
+        } else {
+            None
+        };
         let built = worker.dataflow::<u64, _, _>(|scope| {
             let out = kafka_source(
                 scope,
@@ -241,16 +264,24 @@ pub fn run_with(config: DataflowConfig, registry: prometheus::Registry, metrics:
                     SourceMsg::Sink(_) => None,
                 })
                 .as_collection();
-            let metric_rows = contributions.clone().reduce_named("MetricsMinute", |_key, input, output| {
-                output.push((aggregate(input), 1isize))
-            });
+            let metric_rows = contributions
+                .clone()
+                .reduce_named("MetricsMinute", |_key, input, output| {
+                    output.push((aggregate(input), 1isize))
+                });
             let service_rows = contributions
                 .map(|((_key, svc, minute), c)| ((svc, minute), c))
-                .reduce_named("ServiceMinute", |_key, input, output| output.push((aggregate(input), 1isize)));
+                .reduce_named("ServiceMinute", |_key, input, output| {
+                    output.push((aggregate(input), 1isize))
+                });
             let rows = metric_rows
                 .inner
                 .map(|((k, agg), _t, diff)| SinkMsg::Metric(k, agg, diff))
-                .concat(service_rows.inner.map(|((k, agg), _t, diff)| SinkMsg::Service(k, agg, diff)));
+                .concat(
+                    service_rows
+                        .inner
+                        .map(|((k, agg), _t, diff)| SinkMsg::Service(k, agg, diff)),
+                );
             let sink_msgs = out.flat_map(|m| match m {
                 SourceMsg::Sink(s) => Some(s),
                 SourceMsg::Data(_) => None,
@@ -263,8 +294,13 @@ pub fn run_with(config: DataflowConfig, registry: prometheus::Registry, metrics:
                 .flat_map(|m| (!matches!(m, SinkMsg::Progress(_))).then_some(m))
                 .concat(rows)
                 .exchange(|_| 0);
-            sink::commit(to_zero.concat(progress), writer, frontier.clone(), worker_metrics.clone())
-                .probe_with(&committed);
+            sink::commit(
+                to_zero.concat(progress),
+                writer,
+                frontier.clone(),
+                worker_metrics.clone(),
+            )
+            .probe_with(&committed);
             Ok::<_, DataflowError>(())
         });
         if let Err(e) = built {

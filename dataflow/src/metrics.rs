@@ -3,7 +3,8 @@
 use std::sync::Mutex;
 
 use prometheus::{
-    Gauge, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    Gauge, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry,
 };
 
 use prescient_contracts::event::Reason;
@@ -48,7 +49,9 @@ pub struct FineHistogram {
 
 impl Default for FineHistogram {
     fn default() -> Self {
-        FineHistogram { counts: vec![0; 60_001] }
+        FineHistogram {
+            counts: vec![0; 60_001],
+        }
     }
 }
 
@@ -88,9 +91,15 @@ impl Metrics {
     /// Creates the metrics and registers them in `registry`.
     pub fn new(registry: &Registry) -> Result<Metrics, prometheus::Error> {
         let m = Metrics {
-            events_in: IntCounter::new("prescient_events_in_total", "Records read from the events topic")?,
+            events_in: IntCounter::new(
+                "prescient_events_in_total",
+                "Records read from the events topic",
+            )?,
             rejected: IntCounterVec::new(
-                Opts::new("prescient_events_rejected_total", "Records sent to the dead-letter topic, by reason"),
+                Opts::new(
+                    "prescient_events_rejected_total",
+                    "Records sent to the dead-letter topic, by reason",
+                ),
                 &["reason"],
             )?,
             late: IntCounter::new(
@@ -102,7 +111,10 @@ impl Metrics {
                 "Records re-read on start to rebuild the state of open windows",
             )?,
             consumer_lag: IntGaugeVec::new(
-                Opts::new("prescient_consumer_lag", "Messages between the consumer position and the partition end"),
+                Opts::new(
+                    "prescient_consumer_lag",
+                    "Messages between the consumer position and the partition end",
+                ),
                 &["partition"],
             )?,
             commit_rows: Histogram::with_opts(
@@ -110,8 +122,11 @@ impl Metrics {
                     .buckets(prometheus::exponential_buckets(1.0, 4.0, 10)?),
             )?,
             commit_seconds: Histogram::with_opts(
-                HistogramOpts::new("prescient_commit_duration_seconds", "Duration of a commit transaction")
-                    .buckets(prometheus::exponential_buckets(0.001, 2.0, 14)?),
+                HistogramOpts::new(
+                    "prescient_commit_duration_seconds",
+                    "Duration of a commit transaction",
+                )
+                .buckets(prometheus::exponential_buckets(0.001, 2.0, 14)?),
             )?,
             commits: IntCounter::new("prescient_commits_total", "Committed transactions")?,
             commit_failures: IntCounter::new(
@@ -122,7 +137,10 @@ impl Metrics {
                 "prescient_watermark_delay_seconds",
                 "Wall clock minus the event-time frontier",
             )?,
-            frontier_ms: IntGauge::new("prescient_frontier_ms", "Event-time frontier, epoch milliseconds")?,
+            frontier_ms: IntGauge::new(
+                "prescient_frontier_ms",
+                "Event-time frontier, epoch milliseconds",
+            )?,
             keys_held: IntGauge::new("prescient_keys_held", "Open windows held in memory")?,
             freshness: Histogram::with_opts(
                 HistogramOpts::new(

@@ -46,7 +46,11 @@ type OffsetRow = (i32, i64, Option<i64>, i64, Option<i64>);
 
 /// Loads the stored progress of `topic`, recording `windows` on first use and
 /// refusing to mix rows made with different window settings.
-pub async fn load(pool: &PgPool, topic: &str, windows: Windows) -> Result<ResumeState, OffsetsError> {
+pub async fn load(
+    pool: &PgPool,
+    topic: &str,
+    windows: Windows,
+) -> Result<ResumeState, OffsetsError> {
     sqlx::query(
         "INSERT INTO ingest_frontier (topic, frontier_ms, bucket_ms, lateness_ms) VALUES ($1, NULL, $2, $3)
          ON CONFLICT (topic) DO NOTHING",
@@ -56,11 +60,12 @@ pub async fn load(pool: &PgPool, topic: &str, windows: Windows) -> Result<Resume
     .bind(windows.lateness_ms)
     .execute(pool)
     .await?;
-    let (frontier, bucket_ms, lateness_ms): (Option<i64>, i64, i64) =
-        sqlx::query_as("SELECT frontier_ms, bucket_ms, lateness_ms FROM ingest_frontier WHERE topic = $1")
-            .bind(topic)
-            .fetch_one(pool)
-            .await?;
+    let (frontier, bucket_ms, lateness_ms): (Option<i64>, i64, i64) = sqlx::query_as(
+        "SELECT frontier_ms, bucket_ms, lateness_ms FROM ingest_frontier WHERE topic = $1",
+    )
+    .bind(topic)
+    .fetch_one(pool)
+    .await?;
     if (bucket_ms, lateness_ms) != (windows.bucket_ms, windows.lateness_ms) {
         return Err(OffsetsError::WindowsChanged {
             topic: topic.to_string(),
@@ -79,12 +84,24 @@ pub async fn load(pool: &PgPool, topic: &str, windows: Windows) -> Result<Resume
     .await?;
     let partitions = rows
         .into_iter()
-        .map(|(partition, next_offset, watermark_ms, replay_offset, replay_watermark_ms)| {
-            (
-                partition,
-                PartitionProgress { partition, next_offset, watermark_ms, idle: false, replay_offset, replay_watermark_ms },
-            )
-        })
+        .map(
+            |(partition, next_offset, watermark_ms, replay_offset, replay_watermark_ms)| {
+                (
+                    partition,
+                    PartitionProgress {
+                        partition,
+                        next_offset,
+                        watermark_ms,
+                        idle: false,
+                        replay_offset,
+                        replay_watermark_ms,
+                    },
+                )
+            },
+        )
         .collect();
-    Ok(ResumeState { partitions, frontier })
+    Ok(ResumeState {
+        partitions,
+        frontier,
+    })
 }

@@ -31,8 +31,17 @@ pub struct PartitionProgress {
 impl PartitionProgress {
     /// What is stored, i.e. everything but the idle flag.
     pub fn stored_eq(&self, other: &PartitionProgress) -> bool {
-        (self.next_offset, self.watermark_ms, self.replay_offset, self.replay_watermark_ms)
-            == (other.next_offset, other.watermark_ms, other.replay_offset, other.replay_watermark_ms)
+        (
+            self.next_offset,
+            self.watermark_ms,
+            self.replay_offset,
+            self.replay_watermark_ms,
+        ) == (
+            other.next_offset,
+            other.watermark_ms,
+            other.replay_offset,
+            other.replay_watermark_ms,
+        )
     }
 }
 
@@ -46,7 +55,10 @@ pub struct FrontierTracker {
 impl FrontierTracker {
     /// A tracker starting from a stored frontier.
     pub fn new(frontier: Option<i64>) -> Self {
-        FrontierTracker { partitions: BTreeMap::new(), frontier }
+        FrontierTracker {
+            partitions: BTreeMap::new(),
+            frontier,
+        }
     }
 
     /// Records a partition's latest progress.
@@ -65,9 +77,15 @@ impl FrontierTracker {
     pub fn advance(&mut self) -> Option<i64> {
         let mut active = self.partitions.values().filter(|p| !p.idle).peekable();
         let candidate = if active.peek().is_none() {
-            self.partitions.values().filter_map(|p| p.watermark_ms).max()
+            self.partitions
+                .values()
+                .filter_map(|p| p.watermark_ms)
+                .max()
         } else {
-            active.map(|p| p.watermark_ms).collect::<Option<Vec<_>>>().and_then(|w| w.into_iter().min())
+            active
+                .map(|p| p.watermark_ms)
+                .collect::<Option<Vec<_>>>()
+                .and_then(|w| w.into_iter().min())
         };
         self.frontier = self.frontier.max(candidate);
         self.frontier
@@ -99,11 +117,19 @@ mod tests {
         let mut t = FrontierTracker::new(None);
         t.update(p(0, Some(100), false));
         t.update(p(1, None, false));
-        assert_eq!(t.advance(), None, "a partition without data holds the frontier");
+        assert_eq!(
+            t.advance(),
+            None,
+            "a partition without data holds the frontier"
+        );
         t.update(p(1, Some(50), false));
         assert_eq!(t.advance(), Some(50));
         t.update(p(1, Some(500), true));
-        assert_eq!(t.advance(), Some(100), "idle partitions do not hold it back");
+        assert_eq!(
+            t.advance(),
+            Some(100),
+            "idle partitions do not hold it back"
+        );
         t.update(p(0, Some(200), true));
         assert_eq!(t.advance(), Some(500), "all idle: the largest watermark");
         t.update(p(0, Some(200), false));

@@ -28,9 +28,9 @@ use chrono::{DateTime, Utc};
 use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
+use timely::dataflow::StreamVec;
 use timely::dataflow::channels::pact::Pipeline;
 use timely::dataflow::operators::generic::Operator;
-use timely::dataflow::StreamVec;
 
 use crate::aggregate::{Agg, MetricKey, ServiceKey};
 use crate::metrics::Metrics;
@@ -128,7 +128,12 @@ impl CommitBatch {
 
 /// Inserts `row` unless the map holds one with at least as many requests
 /// (see the module docs: rows only grow).
-fn keep_larger<R>(map: &mut FxHashMap<(u64, i64), R>, key: (u64, i64), row: R, requests: impl Fn(&R) -> i64) {
+fn keep_larger<R>(
+    map: &mut FxHashMap<(u64, i64), R>,
+    key: (u64, i64),
+    row: R,
+    requests: impl Fn(&R) -> i64,
+) {
     match map.get(&key) {
         Some(old) if requests(old) >= requests(&row) => {}
         _ => {
@@ -141,13 +146,32 @@ fn ts(ms: i64) -> DateTime<Utc> {
     DateTime::from_timestamp_millis(ms).expect("bucket starts are within chrono's range")
 }
 
+type PgQuery<'q> = sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>;
+
+/// Binds the array parameters every row table shares, after its key
+/// columns: minute, requests, errors, latency p50/p95/p99, active users.
+fn bind_measures<'q, 'a>(
+    query: PgQuery<'q>,
+    rows: impl Iterator<Item = (i64, &'a Agg)>,
+) -> PgQuery<'q> {
+    let rows: Vec<(i64, &Agg)> = rows.collect();
+    let lat: Vec<[Option<f64>; 3]> = rows.iter().map(|(_, a)| a.latencies_ms()).collect();
+    query
+        .bind(rows.iter().map(|(m, _)| ts(*m)).collect::<Vec<_>>())
+        .bind(rows.iter().map(|(_, a)| a.requests).collect::<Vec<_>>())
+        .bind(rows.iter().map(|(_, a)| a.errors).collect::<Vec<_>>())
+        .bind(lat.iter().map(|l| l[0]).collect::<Vec<_>>())
+        .bind(lat.iter().map(|l| l[1]).collect::<Vec<_>>())
+        .bind(lat.iter().map(|l| l[2]).collect::<Vec<_>>())
+        .bind(rows.iter().map(|(_, a)| a.active_users).collect::<Vec<_>>())
+}
+
 /// Writes one batch in one transaction.
 pub async fn write_batch(pool: &PgPool, topic: &str, b: &CommitBatch) -> Result<(), sqlx::Error> {
     let mut tx = pool.begin().await?;
     if !b.metrics.is_empty() {
         let rows: Vec<&MetricRow> = b.metrics.values().collect();
-        let lat: Vec<[Option<f64>; 3]> = rows.iter().map(|r| r.agg.latencies_ms()).collect();
-        sqlx::query(
+        let query = sqlx::query(
             "INSERT INTO metrics_minute (tenant, service, endpoint, minute, requests, errors,
                  latency_p50_ms, latency_p95_ms, latency_p99_ms, active_users, updated_at)
              SELECT t, s, e, m, r, er, p50, p95, p99, u, now()
@@ -163,21 +187,14 @@ pub async fn write_batch(pool: &PgPool, topic: &str, b: &CommitBatch) -> Result<
         )
         .bind(rows.iter().map(|r| r.tenant.as_str()).collect::<Vec<_>>())
         .bind(rows.iter().map(|r| r.service.as_str()).collect::<Vec<_>>())
-        .bind(rows.iter().map(|r| r.endpoint.as_str()).collect::<Vec<_>>())
-        .bind(rows.iter().map(|r| ts(r.minute_ms)).collect::<Vec<_>>())
-        .bind(rows.iter().map(|r| r.agg.requests).collect::<Vec<_>>())
-        .bind(rows.iter().map(|r| r.agg.errors).collect::<Vec<_>>())
-        .bind(lat.iter().map(|l| l[0]).collect::<Vec<_>>())
-        .bind(lat.iter().map(|l| l[1]).collect::<Vec<_>>())
-        .bind(lat.iter().map(|l| l[2]).collect::<Vec<_>>())
-        .bind(rows.iter().map(|r| r.agg.active_users).collect::<Vec<_>>())
-        .execute(&mut *tx)
-        .await?;
+        .bind(rows.iter().map(|r| r.endpoint.as_str()).collect::<Vec<_>>());
+        bind_measures(query, rows.iter().map(|r| (r.minute_ms, &r.agg)))
+            .execute(&mut *tx)
+            .await?;
     }
     if !b.services.is_empty() {
         let rows: Vec<&ServiceRow> = b.services.values().collect();
-        let lat: Vec<[Option<f64>; 3]> = rows.iter().map(|r| r.agg.latencies_ms()).collect();
-        sqlx::query(
+        let query = sqlx::query(
             "INSERT INTO service_minute (service, minute, requests, errors,
                  latency_p50_ms, latency_p95_ms, latency_p99_ms, active_users, updated_at)
              SELECT s, m, r, er, p50, p95, p99, u, now()
@@ -191,16 +208,10 @@ pub async fn write_batch(pool: &PgPool, topic: &str, b: &CommitBatch) -> Result<
                  updated_at = now()
              WHERE service_minute.requests < EXCLUDED.requests",
         )
-        .bind(rows.iter().map(|r| r.service.as_str()).collect::<Vec<_>>())
-        .bind(rows.iter().map(|r| ts(r.minute_ms)).collect::<Vec<_>>())
-        .bind(rows.iter().map(|r| r.agg.requests).collect::<Vec<_>>())
-        .bind(rows.iter().map(|r| r.agg.errors).collect::<Vec<_>>())
-        .bind(lat.iter().map(|l| l[0]).collect::<Vec<_>>())
-        .bind(lat.iter().map(|l| l[1]).collect::<Vec<_>>())
-        .bind(lat.iter().map(|l| l[2]).collect::<Vec<_>>())
-        .bind(rows.iter().map(|r| r.agg.active_users).collect::<Vec<_>>())
-        .execute(&mut *tx)
-        .await?;
+        .bind(rows.iter().map(|r| r.service.as_str()).collect::<Vec<_>>());
+        bind_measures(query, rows.iter().map(|r| (r.minute_ms, &r.agg)))
+            .execute(&mut *tx)
+            .await?;
     }
     if !b.offsets.is_empty() {
         let ps: Vec<&PartitionProgress> = b.offsets.values().collect();
@@ -224,11 +235,13 @@ pub async fn write_batch(pool: &PgPool, topic: &str, b: &CommitBatch) -> Result<
         .await?;
     }
     if let Some(f) = b.frontier {
-        sqlx::query("UPDATE ingest_frontier SET frontier_ms = $2, updated_at = now() WHERE topic = $1")
-            .bind(topic)
-            .bind(f)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "UPDATE ingest_frontier SET frontier_ms = $2, updated_at = now() WHERE topic = $1",
+        )
+        .bind(topic)
+        .bind(f)
+        .execute(&mut *tx)
+        .await?;
         // Delivered on commit: the forecaster wakes when buckets close.
         sqlx::query("SELECT pg_notify('prescient_frontier', $1)")
             .bind(format!("{{\"topic\":{topic:?},\"frontier_ms\":{f}}}"))
@@ -256,7 +269,12 @@ pub struct Writer {
 
 impl Writer {
     /// Starts the writer task on `runtime`.
-    pub fn start(runtime: &tokio::runtime::Handle, pool: PgPool, topic: String, metrics: Arc<Metrics>) -> Arc<Writer> {
+    pub fn start(
+        runtime: &tokio::runtime::Handle,
+        pool: PgPool,
+        topic: String,
+        metrics: Arc<Metrics>,
+    ) -> Arc<Writer> {
         let writer = Arc::new(Writer {
             state: Mutex::new(WriterState::default()),
             wake: tokio::sync::Notify::new(),
@@ -270,7 +288,11 @@ impl Writer {
 
     /// Queues a batch.
     pub fn submit(&self, batch: CommitBatch) {
-        self.state.lock().expect("writer lock").queue.push_back(batch);
+        self.state
+            .lock()
+            .expect("writer lock")
+            .queue
+            .push_back(batch);
         self.wake.notify_one();
     }
 
@@ -326,7 +348,11 @@ impl Writer {
                 backoff = (backoff * 2).min(Duration::from_secs(2));
             }
             if failures > 0 {
-                tracing::info!(failures, paused_ms = started.elapsed().as_millis() as u64, "PostgreSQL is back; commits resumed");
+                tracing::info!(
+                    failures,
+                    paused_ms = started.elapsed().as_millis() as u64,
+                    "PostgreSQL is back; commits resumed"
+                );
             }
             let now = Utc::now().timestamp_millis();
             {
@@ -341,7 +367,9 @@ impl Writer {
             }
             metrics.commits.inc();
             metrics.commit_rows.observe(batch.rows() as f64);
-            metrics.commit_seconds.observe(started.elapsed().as_secs_f64());
+            metrics
+                .commit_seconds
+                .observe(started.elapsed().as_secs_f64());
             if let Some(f) = batch.frontier {
                 metrics.frontier_ms.set(f);
             }
@@ -368,101 +396,136 @@ pub fn commit<'scope>(
     metrics: Arc<Metrics>,
 ) -> StreamVec<'scope, u64, ()> {
     let scope = input.scope();
-    input.unary_frontier::<timely::container::CapacityContainerBuilder<Vec<()>>, _, _, _>(Pipeline, "Commit", move |_cap, info| {
-        let activator = scope.activator_for(info.address);
-        let mut pending: BTreeMap<u64, (Vec<SinkMsg>, timely::dataflow::operators::Capability<u64>)> =
-            BTreeMap::new();
-        let mut inflight: Vec<(u64, timely::dataflow::operators::Capability<u64>)> = Vec::new();
-        let mut tracker = FrontierTracker::new(frontier.get());
-        let mut stored: BTreeMap<i32, PartitionProgress> = BTreeMap::new();
-        let mut names = Names::default();
-        let mut closed = false;
-        move |(input, input_frontier), _output| {
-            input.for_each_time(|time, data| {
-                let t = *time.time();
-                let entry = pending.entry(t).or_insert_with(|| (Vec::new(), time.retain(0)));
-                for batch in data {
-                    entry.0.append(batch);
-                }
-            });
-            while let Some((&t, _)) = pending.first_key_value() {
-                if input_frontier.less_equal(&t) {
-                    break;
-                }
-                let (_, (msgs, cap)) = pending.pop_first().expect("first exists");
-                let mut batch = CommitBatch { time: t, ..CommitBatch::default() };
-                let before = tracker.frontier();
-                for msg in msgs {
-                    match msg {
-                        SinkMsg::Progress(p) => tracker.update(p),
-                        SinkMsg::KeyName { key, service_key, tenant, service, endpoint } => {
-                            names.services.entry(service_key).or_insert_with(|| service.clone());
-                            names.keys.entry(key).or_insert((tenant, service, endpoint));
+    input.unary_frontier::<timely::container::CapacityContainerBuilder<Vec<()>>, _, _, _>(
+        Pipeline,
+        "Commit",
+        move |_cap, info| {
+            let activator = scope.activator_for(info.address);
+            let mut pending: BTreeMap<
+                u64,
+                (Vec<SinkMsg>, timely::dataflow::operators::Capability<u64>),
+            > = BTreeMap::new();
+            let mut inflight: Vec<(u64, timely::dataflow::operators::Capability<u64>)> = Vec::new();
+            let mut tracker = FrontierTracker::new(frontier.get());
+            let mut stored: BTreeMap<i32, PartitionProgress> = BTreeMap::new();
+            let mut names = Names::default();
+            let mut closed = false;
+            move |(input, input_frontier), _output| {
+                input.for_each_time(|time, data| {
+                    let t = *time.time();
+                    let entry = pending
+                        .entry(t)
+                        .or_insert_with(|| (Vec::new(), time.retain(0)));
+                    for batch in data {
+                        entry.0.append(batch);
+                    }
+                });
+                while let Some((&t, _)) = pending.first_key_value() {
+                    if input_frontier.less_equal(&t) {
+                        break;
+                    }
+                    let (_, (msgs, cap)) = pending.pop_first().expect("first exists");
+                    let mut batch = CommitBatch {
+                        time: t,
+                        ..CommitBatch::default()
+                    };
+                    let before = tracker.frontier();
+                    for msg in msgs {
+                        match msg {
+                            SinkMsg::Progress(p) => tracker.update(p),
+                            SinkMsg::KeyName {
+                                key,
+                                service_key,
+                                tenant,
+                                service,
+                                endpoint,
+                            } => {
+                                names
+                                    .services
+                                    .entry(service_key)
+                                    .or_insert_with(|| service.clone());
+                                names.keys.entry(key).or_insert((tenant, service, endpoint));
+                            }
+                            SinkMsg::Created(ms, n) => batch.created.push((ms, n)),
+                            SinkMsg::Metric((key, _svc, minute), agg, diff) if diff > 0 => {
+                                match names.keys.get(&key) {
+                                    Some((tenant, service, endpoint)) => keep_larger(
+                                        &mut batch.metrics,
+                                        (key, minute),
+                                        MetricRow {
+                                            tenant: tenant.clone(),
+                                            service: service.clone(),
+                                            endpoint: endpoint.clone(),
+                                            minute_ms: minute,
+                                            agg,
+                                        },
+                                        |r| r.agg.requests,
+                                    ),
+                                    None => tracing::error!(
+                                        key,
+                                        "row for a key whose name never arrived"
+                                    ),
+                                }
+                            }
+                            SinkMsg::Service((svc, minute), agg, diff) if diff > 0 => {
+                                match names.services.get(&svc) {
+                                    Some(service) => keep_larger(
+                                        &mut batch.services,
+                                        (svc, minute),
+                                        ServiceRow {
+                                            service: service.clone(),
+                                            minute_ms: minute,
+                                            agg,
+                                        },
+                                        |r| r.agg.requests,
+                                    ),
+                                    None => tracing::error!(
+                                        svc,
+                                        "row for a service whose name never arrived"
+                                    ),
+                                }
+                            }
+                            // A retraction without a new value: the window closed and its
+                            // state was released. The stored row stays as it is.
+                            SinkMsg::Metric(..) | SinkMsg::Service(..) => {}
                         }
-                        SinkMsg::Created(ms, n) => batch.created.push((ms, n)),
-                        SinkMsg::Metric((key, _svc, minute), agg, diff) if diff > 0 => {
-                            match names.keys.get(&key) {
-                                Some((tenant, service, endpoint)) => keep_larger(
-                                    &mut batch.metrics,
-                                    (key, minute),
-                                    MetricRow {
-                                        tenant: tenant.clone(),
-                                        service: service.clone(),
-                                        endpoint: endpoint.clone(),
-                                        minute_ms: minute,
-                                        agg,
-                                    },
-                                    |r| r.agg.requests,
-                                ),
-                                None => tracing::error!(key, "row for a key whose name never arrived"),
+                    }
+                    let now_frontier = tracker.advance();
+                    frontier.set(now_frontier);
+                    if let Some(writer) = &writer {
+                        if now_frontier != before {
+                            batch.frontier = now_frontier;
+                        }
+                        for (part, p) in tracker.partitions() {
+                            if stored.get(part).is_none_or(|s| !s.stored_eq(p)) {
+                                batch.offsets.insert(*part, *p);
+                                stored.insert(*part, *p);
                             }
                         }
-                        SinkMsg::Service((svc, minute), agg, diff) if diff > 0 => match names.services.get(&svc) {
-                            Some(service) => keep_larger(
-                                &mut batch.services,
-                                (svc, minute),
-                                ServiceRow { service: service.clone(), minute_ms: minute, agg },
-                                |r| r.agg.requests,
-                            ),
-                            None => tracing::error!(svc, "row for a service whose name never arrived"),
-                        },
-                        // A retraction without a new value: the window closed and its
-                        // state was released. The stored row stays as it is.
-                        SinkMsg::Metric(..) | SinkMsg::Service(..) => {}
-                    }
-                }
-                let now_frontier = tracker.advance();
-                frontier.set(now_frontier);
-                if let Some(writer) = &writer {
-                    if now_frontier != before {
-                        batch.frontier = now_frontier;
-                    }
-                    for (part, p) in tracker.partitions() {
-                        if stored.get(part).is_none_or(|s| !s.stored_eq(p)) {
-                            batch.offsets.insert(*part, *p);
-                            stored.insert(*part, *p);
+                        if let Some(f) = now_frontier {
+                            metrics
+                                .watermark_delay
+                                .set((Utc::now().timestamp_millis() - f) as f64 / 1000.0);
+                        }
+                        if batch.rows() > 0 || batch.frontier.is_some() || !batch.created.is_empty()
+                        {
+                            writer.submit(batch);
+                            inflight.push((t, cap));
                         }
                     }
-                    if let Some(f) = now_frontier {
-                        metrics.watermark_delay.set((Utc::now().timestamp_millis() - f) as f64 / 1000.0);
+                }
+                if let Some(writer) = &writer {
+                    let below = writer.committed_below();
+                    inflight.retain(|(t, _)| *t >= below);
+                    if input_frontier.is_empty() && pending.is_empty() && !closed {
+                        writer.close();
+                        closed = true;
                     }
-                    if batch.rows() > 0 || batch.frontier.is_some() || !batch.created.is_empty() {
-                        writer.submit(batch);
-                        inflight.push((t, cap));
+                    if !inflight.is_empty() || (closed && !writer.is_done()) {
+                        activator.activate_after(Duration::from_millis(2));
                     }
                 }
             }
-            if let Some(writer) = &writer {
-                let below = writer.committed_below();
-                inflight.retain(|(t, _)| *t >= below);
-                if input_frontier.is_empty() && pending.is_empty() && !closed {
-                    writer.close();
-                    closed = true;
-                }
-                if !inflight.is_empty() || (closed && !writer.is_done()) {
-                    activator.activate_after(Duration::from_millis(2));
-                }
-            }
-        }
-    })
+        },
+    )
 }

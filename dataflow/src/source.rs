@@ -103,7 +103,10 @@ impl ClientContext for LagContext {
         if let Some(topic) = statistics.topics.get(&self.topic) {
             for (p, part) in &topic.partitions {
                 if *p >= 0 && part.consumer_lag >= 0 {
-                    self.metrics.consumer_lag.with_label_values(&[&p.to_string()]).set(part.consumer_lag);
+                    self.metrics
+                        .consumer_lag
+                        .with_label_values(&[&p.to_string()])
+                        .set(part.consumer_lag);
                 }
             }
         }
@@ -183,7 +186,10 @@ impl KafkaSource {
         metrics: Arc<Metrics>,
         group_id: &str,
     ) -> Result<Self, SourceError> {
-        let context = LagContext { metrics: metrics.clone(), topic: settings.topic.clone() };
+        let context = LagContext {
+            metrics: metrics.clone(),
+            topic: settings.topic.clone(),
+        };
         let consumer: BaseConsumer<LagContext> = ClientConfig::new()
             .set("bootstrap.servers", &settings.brokers)
             .set("group.id", group_id)
@@ -205,13 +211,22 @@ impl KafkaSource {
             tpl.add_partition_offset(&settings.topic, p, Offset::Offset(start))?;
             parts.insert(
                 p,
-                PartState { next_offset: start, resume_offset, watermark, eof_since: None, tracked: BTreeMap::new() },
+                PartState {
+                    next_offset: start,
+                    resume_offset,
+                    watermark,
+                    eof_since: None,
+                    tracked: BTreeMap::new(),
+                },
             );
         }
         if !partitions.is_empty() {
             consumer.assign(&tpl)?;
         }
-        let to_replay: i64 = parts.values().map(|p| (p.resume_offset - p.next_offset).max(0)).sum();
+        let to_replay: i64 = parts
+            .values()
+            .map(|p| (p.resume_offset - p.next_offset).max(0))
+            .sum();
         if to_replay > 0 {
             tracing::info!(records = to_replay, partitions = ?partitions, "re-reading records of still-open windows to rebuild their state");
         }
@@ -220,18 +235,18 @@ impl KafkaSource {
             consumer,
             broker_warned: None,
             p: Processor {
-            settings,
-            dlq,
-            parts,
-            delta: FxHashMap::default(),
-            totals: BTreeMap::new(),
-            announced: FxHashSet::default(),
-            names: Vec::new(),
-            created: FxHashMap::default(),
-            frontier,
-            metrics,
-            keys_held: 0,
-            counts: Counts::default(),
+                settings,
+                dlq,
+                parts,
+                delta: FxHashMap::default(),
+                totals: BTreeMap::new(),
+                announced: FxHashSet::default(),
+                names: Vec::new(),
+                created: FxHashMap::default(),
+                frontier,
+                metrics,
+                keys_held: 0,
+                counts: Counts::default(),
             },
         })
     }
@@ -241,7 +256,10 @@ impl KafkaSource {
     }
 
     fn caught_up(&self) -> bool {
-        self.p.parts.values().all(|p| p.eof_since.is_some() && !p.replaying())
+        self.p
+            .parts
+            .values()
+            .all(|p| p.eof_since.is_some() && !p.replaying())
     }
 
     /// Reads up to `max` records or for about `budget`; returns how many.
@@ -266,7 +284,10 @@ impl KafkaSource {
                     }
                 }
                 Some(Err(e)) => {
-                    if self.broker_warned.is_none_or(|t| t.elapsed() > Duration::from_secs(10)) {
+                    if self
+                        .broker_warned
+                        .is_none_or(|t| t.elapsed() > Duration::from_secs(10))
+                    {
                         tracing::warn!(error = %e, "kafka consumer error; retrying");
                         self.broker_warned = Some(Instant::now());
                     }
@@ -291,12 +312,20 @@ impl Processor {
             return; // handled before the restart
         }
         self.metrics.reject(why.reason);
-        self.dlq.send(r.key(), r.payload().unwrap_or_default(), r.partition(), r.offset(), &why);
+        self.dlq.send(
+            r.key(),
+            r.payload().unwrap_or_default(),
+            r.partition(),
+            r.offset(),
+            &why,
+        );
     }
 
     fn on_record(&mut self, r: &BorrowedMessage<'_>) {
         let (partition, offset) = (r.partition(), r.offset());
-        let Some(st) = self.parts.get_mut(&partition) else { return };
+        let Some(st) = self.parts.get_mut(&partition) else {
+            return;
+        };
         if offset < st.next_offset {
             return;
         }
@@ -318,7 +347,10 @@ impl Processor {
         {
             let why = Rejection::new(
                 Reason::TsInFuture,
-                format!("ts {} is more than {} ms after the record's Kafka timestamp {kafka_ts}", event.ts_ms, self.settings.max_future_ms),
+                format!(
+                    "ts {} is more than {} ms after the record's Kafka timestamp {kafka_ts}",
+                    event.ts_ms, self.settings.max_future_ms
+                ),
             );
             return self.reject(replaying, r, why);
         }
@@ -363,11 +395,11 @@ impl Processor {
         }
         let user = e.user.as_deref().map(|u| hash_strs(&[&e.tenant, u]));
         let latency = e.latency_ms.map(latency_bucket);
-        self.delta.entry((start, key)).or_insert_with(|| (service_key, WindowAcc::default())).1.add_event(
-            e.is_error(),
-            latency,
-            user,
-        );
+        self.delta
+            .entry((start, key))
+            .or_insert_with(|| (service_key, WindowAcc::default()))
+            .1
+            .add_event(e.is_error(), latency, user);
     }
 
     /// Ends tick `time`: emits this tick's changes, releases closed
@@ -378,7 +410,10 @@ impl Processor {
         self.metrics.replayed.inc_by(counts.replayed);
         self.metrics.late.inc_by(counts.late);
         for ((start, key), (svc, acc)) in self.delta.drain() {
-            out.extend(acc.contributions(1).map(|(c, n)| SourceMsg::Data((((key, svc, start), c), time, n))));
+            out.extend(
+                acc.contributions(1)
+                    .map(|(c, n)| SourceMsg::Data((((key, svc, start), c), time, n))),
+            );
             let window = self.totals.entry(start).or_default();
             match window.get_mut(&key) {
                 Some((_, total)) => total.merge(&acc),
@@ -397,7 +432,11 @@ impl Processor {
                 }
                 let start = *entry.key();
                 for (key, (svc, total)) in entry.remove() {
-                    out.extend(total.contributions(-1).map(|(c, n)| SourceMsg::Data((((key, svc, start), c), time, n))));
+                    out.extend(
+                        total
+                            .contributions(-1)
+                            .map(|(c, n)| SourceMsg::Data((((key, svc, start), c), time, n))),
+                    );
                     self.keys_held -= 1;
                     self.metrics.keys_held.dec();
                 }
@@ -407,11 +446,19 @@ impl Processor {
             }
         }
         out.extend(self.names.drain(..).map(SourceMsg::Sink));
-        out.extend(self.created.drain().map(|(ms, n)| SourceMsg::Sink(SinkMsg::Created(ms, n))));
+        out.extend(
+            self.created
+                .drain()
+                .map(|(ms, n)| SourceMsg::Sink(SinkMsg::Created(ms, n))),
+        );
         // Dead letters must be safe before the offsets past them are committed.
         self.dlq.flush();
         let idle = self.settings.idle_timeout;
-        out.extend(self.parts.iter().map(|(p, st)| SourceMsg::Sink(SinkMsg::Progress(st.progress(*p, idle)))));
+        out.extend(
+            self.parts
+                .iter()
+                .map(|(p, st)| SourceMsg::Sink(SinkMsg::Progress(st.progress(*p, idle)))),
+        );
     }
 }
 
@@ -431,8 +478,14 @@ pub fn kafka_source<'scope>(
     metrics: Arc<Metrics>,
     group_id: String,
 ) -> Result<StreamVec<'scope, u64, SourceMsg>, SourceError> {
-    let mut state =
-        Some(KafkaSource::new(settings.clone(), &partitions, &resume, frontier, metrics.clone(), &group_id)?);
+    let mut state = Some(KafkaSource::new(
+        settings.clone(),
+        &partitions,
+        &resume,
+        frontier,
+        metrics.clone(),
+        &group_id,
+    )?);
     let stream = source(scope, "KafkaSource", move |capability, info| {
         let activator = scope.activator_for(info.address);
         let mut cap = Some(capability);
@@ -451,7 +504,9 @@ pub fn kafka_source<'scope>(
             {
                 let since = *paused_since.get_or_insert_with(Instant::now);
                 if !warned && since.elapsed() > Duration::from_secs(1) {
-                    tracing::warn!("commits are behind; pausing reads until the database catches up");
+                    tracing::warn!(
+                        "commits are behind; pausing reads until the database catches up"
+                    );
                     warned = true;
                 }
                 activator.activate_after(Duration::from_millis(10));
@@ -460,9 +515,16 @@ pub fn kafka_source<'scope>(
             if let Some(since) = paused_since.take()
                 && std::mem::take(&mut warned)
             {
-                tracing::info!(paused_ms = since.elapsed().as_millis() as u64, "commits caught up; reading again");
+                tracing::info!(
+                    paused_ms = since.elapsed().as_millis() as u64,
+                    "commits caught up; reading again"
+                );
             }
-            let n = if stopping { 0 } else { src.poll(20_000, Duration::from_millis(20)) };
+            let n = if stopping {
+                0
+            } else {
+                src.poll(20_000, Duration::from_millis(20))
+            };
             let mut buf = Vec::new();
             if src.replaying() && !stopping {
                 // Stay at the first tick until every partition is replayed.
@@ -471,7 +533,10 @@ pub fn kafka_source<'scope>(
                 return;
             }
             if let Some(started) = replay_started.take() {
-                tracing::info!(seconds = started.elapsed().as_secs_f64(), "open windows rebuilt; resuming");
+                tracing::info!(
+                    seconds = started.elapsed().as_secs_f64(),
+                    "open windows rebuilt; resuming"
+                );
             }
             let now = now_tick(settings.tick_ms).max(time + 1);
             let finished = stopping || (settings.until_caught_up && src.caught_up());

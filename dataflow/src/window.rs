@@ -77,7 +77,10 @@ pub fn latency_value(bucket: u16) -> f64 {
 
 /// Nearest-rank quantile `q` (0 < q ≤ 1) of a histogram given as
 /// `(bucket, count)` pairs sorted by bucket. `None` when it is empty.
-pub fn quantile_bucket<'a>(sorted: impl IntoIterator<Item = (&'a u16, i64)> + Clone, q: f64) -> Option<u16> {
+pub fn quantile_bucket<'a>(
+    sorted: impl IntoIterator<Item = (&'a u16, i64)> + Clone,
+    q: f64,
+) -> Option<u16> {
     let total: i64 = sorted.clone().into_iter().map(|(_, n)| n.max(0)).sum();
     if total <= 0 {
         return None;
@@ -99,7 +102,10 @@ mod tests {
 
     #[test]
     fn buckets_and_lateness() {
-        let w = Windows { bucket_ms: 60_000, lateness_ms: 600_000 };
+        let w = Windows {
+            bucket_ms: 60_000,
+            lateness_ms: 600_000,
+        };
         assert_eq!(w.bucket_start(119_999), 60_000);
         assert_eq!(w.bucket_start(-1), -60_000);
         assert!(!w.too_late(0, None));
@@ -128,7 +134,9 @@ mod tests {
         let mut state = 42u64;
         let mut values: Vec<f64> = (0..10_000)
             .map(|_| {
-                state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                state = state
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
                 let u = (state >> 11) as f64 / (1u64 << 53) as f64;
                 1.0 / (1.0 - u).max(1e-6) * 3.0
             })
@@ -141,7 +149,10 @@ mod tests {
         for q in [0.5, 0.95, 0.99, 1.0] {
             let exact = values[((q * values.len() as f64).ceil() as usize).max(1) - 1];
             let est = latency_value(quantile_bucket(hist.iter().map(|(b, n)| (b, *n)), q).unwrap());
-            assert!((est - exact).abs() / exact <= 0.02, "q{q}: {est} vs {exact}");
+            assert!(
+                (est - exact).abs() / exact <= 0.02,
+                "q{q}: {est} vs {exact}"
+            );
         }
         assert_eq!(quantile_bucket(std::iter::empty(), 0.5), None);
     }

@@ -21,13 +21,17 @@ fn main() {
         .split(',')
         .map(|m| ModelKind::parse(m).expect("model name"))
         .collect();
-    let cfg = ModelsConfig { models, ..Default::default() };
+    let cfg = ModelsConfig {
+        models,
+        ..Default::default()
+    };
     let n = days * 1440;
     let series = |s: usize| -> Vec<f64> {
         (0..n + 60)
             .map(|t| {
                 let day = (t % 1440) as f64 / 1440.0 * std::f64::consts::TAU;
-                100.0 * (1 + s % 17) as f64 * (1.0 + 0.5 * (day + s as f64).sin()) + ((t * 7919 + s) % 31) as f64
+                100.0 * (1 + s % 17) as f64 * (1.0 + 0.5 * (day + s as f64).sin())
+                    + ((t * 7919 + s) % 31) as f64
             })
             .collect()
     };
@@ -41,7 +45,10 @@ fn main() {
         })
         .collect();
     let fit = t0.elapsed().as_secs_f64();
-    println!("fitted {services} services × {days} days of 1-min data in {fit:.2} s ({:.1} ms per service)", fit * 1e3 / services as f64);
+    println!(
+        "fitted {services} services × {days} days of 1-min data in {fit:.2} s ({:.1} ms per service)",
+        fit * 1e3 / services as f64
+    );
     let mut ticks = vec![];
     for k in 0..10 {
         let t = Instant::now();

@@ -81,15 +81,24 @@ pub struct BacktestReport {
 impl BacktestReport {
     /// MASE of `model` at horizon `h` (1-based), if scored.
     pub fn mase(&self, model: &str, h: usize) -> Option<f64> {
-        self.scores.get(&(model.to_string(), h)).filter(|s| s.count > 0).map(|s| s.abs_err / s.count as f64 / self.scale)
+        self.scores
+            .get(&(model.to_string(), h))
+            .filter(|s| s.count > 0)
+            .map(|s| s.abs_err / s.count as f64 / self.scale)
     }
     /// sMAPE (percent) of `model` at horizon `h`.
     pub fn smape(&self, model: &str, h: usize) -> Option<f64> {
-        self.scores.get(&(model.to_string(), h)).filter(|s| s.count > 0).map(|s| s.smape / s.count as f64)
+        self.scores
+            .get(&(model.to_string(), h))
+            .filter(|s| s.count > 0)
+            .map(|s| s.smape / s.count as f64)
     }
     /// Share of actuals inside the 80% interval.
     pub fn coverage(&self, model: &str, h: usize) -> Option<f64> {
-        self.scores.get(&(model.to_string(), h)).filter(|s| s.count > 0).map(|s| s.covered as f64 / s.count as f64)
+        self.scores
+            .get(&(model.to_string(), h))
+            .filter(|s| s.count > 0)
+            .map(|s| s.covered as f64 / s.count as f64)
     }
     /// Model names in output order (`auto` last).
     pub fn models(&self) -> Vec<String> {
@@ -104,7 +113,11 @@ impl BacktestReport {
         let mut s = String::new();
         s.push_str(&format!("{:<14}", "model"));
         for h in horizons {
-            s.push_str(&format!(" {:>9} {:>9}", format!("MASE@{h}"), format!("sMAPE@{h}")));
+            s.push_str(&format!(
+                " {:>9} {:>9}",
+                format!("MASE@{h}"),
+                format!("sMAPE@{h}")
+            ));
         }
         s.push_str(&format!(" {:>9} {:>10}\n", "cover80", "fit s"));
         let last_h = *horizons.last().unwrap_or(&1);
@@ -112,9 +125,16 @@ impl BacktestReport {
             s.push_str(&format!("{m:<14}"));
             for &h in horizons {
                 let f = |v: Option<f64>| v.map(|x| format!("{x:.3}")).unwrap_or_else(|| "-".into());
-                s.push_str(&format!(" {:>9} {:>9}", f(self.mase(&m, h)), f(self.smape(&m, h))));
+                s.push_str(&format!(
+                    " {:>9} {:>9}",
+                    f(self.mase(&m, h)),
+                    f(self.smape(&m, h))
+                ));
             }
-            let cov = self.coverage(&m, last_h).map(|c| format!("{:.0}%", c * 100.0)).unwrap_or_default();
+            let cov = self
+                .coverage(&m, last_h)
+                .map(|c| format!("{:.0}%", c * 100.0))
+                .unwrap_or_default();
             let fit = self
                 .fit_secs
                 .get(&m)
@@ -127,19 +147,30 @@ impl BacktestReport {
 }
 
 fn order(name: &str) -> usize {
-    crate::select::ModelKind::ALL.iter().position(|k| k.name() == name).unwrap_or(99)
+    crate::select::ModelKind::ALL
+        .iter()
+        .position(|k| k.name() == name)
+        .unwrap_or(99)
 }
 
 /// Runs the backtest on `series`, writing
 /// `origin,target,horizon,model,p10,p50,p90` rows to `out`.
-pub fn run(series: &Series, opts: &BacktestOptions, out: &mut dyn Write) -> Result<BacktestReport, BacktestError> {
+pub fn run(
+    series: &Series,
+    opts: &BacktestOptions,
+    out: &mut dyn Write,
+) -> Result<BacktestReport, BacktestError> {
     let y = &series.values;
     let n = y.len();
     let ppd = series.points_per_day();
     let hz = opts.horizon.max(1);
     let warmup = opts.warmup.unwrap_or((8 * ppd).min(n / 2)).max(8);
     if n < warmup + 2 {
-        return Err(BacktestError::TooShort { len: n, warmup, horizon: hz });
+        return Err(BacktestError::TooShort {
+            len: n,
+            warmup,
+            horizon: hz,
+        });
     }
     let refit = opts.refit_every.unwrap_or(ppd).max(1);
     let lag = if warmup > ppd + 1 { ppd } else { 1 };
@@ -162,8 +193,10 @@ pub fn run(series: &Series, opts: &BacktestOptions, out: &mut dyn Write) -> Resu
     let bar = if opts.progress && origins.len() > 500 {
         let b = indicatif::ProgressBar::new(origins.len() as u64);
         b.set_style(
-            indicatif::ProgressStyle::with_template("{msg} [{elapsed_precise}] {wide_bar} {pos}/{len} origins (eta {eta})")
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            indicatif::ProgressStyle::with_template(
+                "{msg} [{elapsed_precise}] {wide_bar} {pos}/{len} origins (eta {eta})",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
         );
         b.set_message("backtest");
         b
@@ -224,7 +257,9 @@ mod tests {
     #[test]
     fn writes_rows_and_scores_a_perfectly_seasonal_series() {
         let ppd = 12;
-        let y: Vec<f64> = (0..ppd * 6).map(|t| [5.0, 9.0, 20.0, 7.0][t % 4] + (t % ppd) as f64).collect();
+        let y: Vec<f64> = (0..ppd * 6)
+            .map(|t| [5.0, 9.0, 20.0, 7.0][t % 4] + (t % ppd) as f64)
+            .collect();
         let s = Series::new("2020-01-01T00:00:00Z".parse().unwrap(), 7200, y);
         let opts = BacktestOptions {
             horizon: 3,

@@ -40,7 +40,10 @@ pub enum CliError {
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> CliError + '_ {
-    move |source| CliError::Io { path: path.display().to_string(), source }
+    move |source| CliError::Io {
+        path: path.display().to_string(),
+        source,
+    }
 }
 
 /// Model selection flags shared by `backtest` and `simulate`.
@@ -70,7 +73,9 @@ impl ModelArgs {
             .split(',')
             .map(str::trim)
             .filter(|s| !s.is_empty())
-            .map(|s| ModelKind::parse(s).ok_or_else(|| CliError::Usage(format!("unknown model {s:?}"))))
+            .map(|s| {
+                ModelKind::parse(s).ok_or_else(|| CliError::Usage(format!("unknown model {s:?}")))
+            })
             .collect::<Result<Vec<_>, _>>()?;
         if models.is_empty() {
             return Err(CliError::Usage("--models needs at least one model".into()));
@@ -78,7 +83,11 @@ impl ModelArgs {
         if self.calibration_days.is_nan() || self.calibration_days <= 0.0 {
             return Err(CliError::Usage("--calibration-days must be > 0".into()));
         }
-        let mut c = ModelsConfig { models, calibration_days: self.calibration_days, ..Default::default() };
+        let mut c = ModelsConfig {
+            models,
+            calibration_days: self.calibration_days,
+            ..Default::default()
+        };
         c.lstm.seed = self.seed;
         Ok(c)
     }
@@ -131,7 +140,7 @@ pub struct SimulateArgs {
     /// Utilisation `predictive` sizes its p90 forecast at (1.0: the p90 is the headroom).
     #[arg(long, default_value_t = 1.0)]
     pub predictive_utilization: f64,
-        /// Output CSV; an SVG chart is written beside it (same name, `.svg`).
+    /// Output CSV; an SVG chart is written beside it (same name, `.svg`).
     #[arg(long)]
     pub output: PathBuf,
     #[command(flatten)]
@@ -170,7 +179,10 @@ pub fn backtest(args: BacktestArgs) -> Result<(), CliError> {
     let mut out = BufWriter::new(file);
     let started = std::time::Instant::now();
     let report = backtest::run(&series, &opts, &mut out)?;
-    let mut horizons: Vec<usize> = [1, 3, 6, 12, 24, 60].into_iter().filter(|h| *h < args.horizon).collect();
+    let mut horizons: Vec<usize> = [1, 3, 6, 12, 24, 60]
+        .into_iter()
+        .filter(|h| *h < args.horizon)
+        .collect();
     horizons.push(args.horizon);
     println!(
         "{}: {} points at {} s, warm-up {}, {} rows to {} in {:.1} s (MASE scale {:.3})",
@@ -209,7 +221,8 @@ pub fn simulate(args: SimulateArgs) -> Result<(), CliError> {
     };
     let (rows, s) = simulate::run(&series, &opts)?;
     let file = std::fs::File::create(&args.output).map_err(io_err(&args.output))?;
-    simulate::write_csv(&series, &rows, args.capacity, &mut BufWriter::new(file)).map_err(io_err(&args.output))?;
+    simulate::write_csv(&series, &rows, args.capacity, &mut BufWriter::new(file))
+        .map_err(io_err(&args.output))?;
     let svg_path = args.output.with_extension("svg");
     let title = format!(
         "{} — {} (capacity {}, lead {} min, replicas {}..{})",
@@ -220,11 +233,19 @@ pub fn simulate(args: SimulateArgs) -> Result<(), CliError> {
         args.min,
         args.max
     );
-    std::fs::write(&svg_path, simulate::svg_chart(&series, &rows, args.capacity, &title)).map_err(io_err(&svg_path))?;
+    std::fs::write(
+        &svg_path,
+        simulate::svg_chart(&series, &rows, args.capacity, &title),
+    )
+    .map_err(io_err(&svg_path))?;
     println!("policy            {}", s.policy);
     println!("intervals         {} (after warm-up)", s.intervals);
     println!("demand            {:.0}", s.demand);
-    println!("unserved          {:.0} ({:.3}%)", s.unserved, s.unserved_fraction * 100.0);
+    println!(
+        "unserved          {:.0} ({:.3}%)",
+        s.unserved,
+        s.unserved_fraction * 100.0
+    );
     println!("under-provisioned {} intervals", s.under_provisioned);
     println!("replica-hours     {:.1}", s.replica_hours);
     println!("scaling actions   {}", s.scaling_actions);

@@ -94,7 +94,12 @@ impl Default for ServicePolicy {
 impl ServicePolicy {
     /// Checks ranges.
     pub fn validate(&self, service: &str) -> Result<(), ConfigError> {
-        let bad = |msg: &str| Err(ConfigError::Invalid { service: service.into(), msg: msg.into() });
+        let bad = |msg: &str| {
+            Err(ConfigError::Invalid {
+                service: service.into(),
+                msg: msg.into(),
+            })
+        };
         if self.capacity_per_replica.is_nan() || self.capacity_per_replica <= 0.0 {
             return bad("capacity_per_replica must be > 0");
         }
@@ -156,13 +161,19 @@ impl Policies {
             p.validate(&name)?;
             services.insert(name, p);
         }
-        Ok(Policies { defaults, services, only_listed: false })
+        Ok(Policies {
+            defaults,
+            services,
+            only_listed: false,
+        })
     }
 
     /// Reads a policy file.
     pub fn from_path(path: &Path) -> Result<Policies, ConfigError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| ConfigError::Io { path: path.display().to_string(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+            path: path.display().to_string(),
+            source,
+        })?;
         Self::from_toml(&text)
     }
 
@@ -195,7 +206,10 @@ mod tests {
         )
         .unwrap();
         let c = p.for_service("checkout").unwrap();
-        assert_eq!((c.lead_time_min, c.max_replicas, c.mode), (8, 40, Mode::Apply));
+        assert_eq!(
+            (c.lead_time_min, c.max_replicas, c.mode),
+            (8, 40, Mode::Apply)
+        );
         assert!(matches!(c.target_for("checkout"), Target::Nodegroup { .. }));
         assert_eq!(p.for_service("other").unwrap().lead_time_min, 8);
         assert!(Policies::from_toml("[services.x]\nlead_time = 3\n").is_err());

@@ -62,7 +62,11 @@ pub struct Hpa {
 impl Hpa {
     /// A controller with `config`.
     pub fn new(config: HpaConfig) -> Self {
-        Hpa { config, recommendations: VecDeque::new(), scale_ups: VecDeque::new() }
+        Hpa {
+            config,
+            recommendations: VecDeque::new(),
+            scale_ups: VecDeque::new(),
+        }
     }
 
     /// The settings.
@@ -93,22 +97,39 @@ impl Hpa {
         // Scale-down stabilisation: highest recommendation in the window.
         let window = f64::from(c.scale_down_window_s);
         self.recommendations.push_back((now_s, raw));
-        while self.recommendations.front().is_some_and(|(t, _)| *t <= now_s - window) {
+        while self
+            .recommendations
+            .front()
+            .is_some_and(|(t, _)| *t <= now_s - window)
+        {
             self.recommendations.pop_front();
         }
         let stabilised = if raw < current {
-            self.recommendations.iter().map(|r| r.1).max().unwrap_or(raw).min(current)
+            self.recommendations
+                .iter()
+                .map(|r| r.1)
+                .max()
+                .unwrap_or(raw)
+                .min(current)
         } else {
             raw
         };
         // Scale-up limit relative to the replicas at the start of the period.
         let period = f64::from(c.scale_up_period_s);
-        while self.scale_ups.front().is_some_and(|(t, _)| *t <= now_s - period) {
+        while self
+            .scale_ups
+            .front()
+            .is_some_and(|(t, _)| *t <= now_s - period)
+        {
             self.scale_ups.pop_front();
         }
         let base = self.scale_ups.iter().map(|s| s.1).min().unwrap_or(current);
         let limit = (base + base * c.scale_up_percent / 100).max(base + c.scale_up_pods);
-        let desired = if stabilised > current { stabilised.min(limit).max(current) } else { stabilised };
+        let desired = if stabilised > current {
+            stabilised.min(limit).max(current)
+        } else {
+            stabilised
+        };
         if desired > current {
             self.scale_ups.push_back((now_s, current));
         }

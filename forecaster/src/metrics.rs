@@ -1,6 +1,8 @@
 //! Prometheus metrics of the forecaster worker (all prefixed `prescient_`).
 
-use prometheus::{Gauge, GaugeVec, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry};
+use prometheus::{
+    Gauge, GaugeVec, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
+};
 
 /// Errors registering metrics.
 #[derive(Debug, thiserror::Error)]
@@ -45,36 +47,65 @@ impl Metrics {
     /// Creates the metrics and registers them in `registry`.
     pub fn new(registry: &Registry) -> Result<Metrics, MetricsError> {
         let m = Metrics {
-            ticks: IntCounter::new("prescient_forecaster_ticks_total", "Closed minutes processed")?,
-            tick_errors: IntCounter::new("prescient_forecaster_tick_errors_total", "Ticks that failed and are retried")?,
+            ticks: IntCounter::new(
+                "prescient_forecaster_ticks_total",
+                "Closed minutes processed",
+            )?,
+            tick_errors: IntCounter::new(
+                "prescient_forecaster_tick_errors_total",
+                "Ticks that failed and are retried",
+            )?,
             tick_seconds: Histogram::with_opts(
                 HistogramOpts::new("prescient_forecaster_tick_seconds", "Seconds per tick")
-                    .buckets(vec![0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0]),
+                    .buckets(vec![
+                        0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+                    ]),
             )?,
             forecast_seconds: Histogram::with_opts(
-                HistogramOpts::new("prescient_forecaster_forecast_seconds", "Seconds forecasting every service in a tick")
-                    .buckets(vec![0.001, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0]),
+                HistogramOpts::new(
+                    "prescient_forecaster_forecast_seconds",
+                    "Seconds forecasting every service in a tick",
+                )
+                .buckets(vec![0.001, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0]),
             )?,
             last_minute: Gauge::new(
                 "prescient_forecaster_last_minute_timestamp_seconds",
                 "Start of the last closed minute processed (Unix seconds)",
             )?,
-            services: IntGauge::new("prescient_forecaster_services", "Services forecast in the last tick")?,
+            services: IntGauge::new(
+                "prescient_forecaster_services",
+                "Services forecast in the last tick",
+            )?,
             fits: IntCounter::new("prescient_forecaster_fits_total", "Model fits")?,
-            fit_errors: IntCounter::new("prescient_forecaster_fit_errors_total", "Model fits that failed")?,
+            fit_errors: IntCounter::new(
+                "prescient_forecaster_fit_errors_total",
+                "Model fits that failed",
+            )?,
             live_mase: GaugeVec::new(
-                Opts::new("prescient_forecast_live_mase", "Live MASE of the last hour's forecasts"),
+                Opts::new(
+                    "prescient_forecast_live_mase",
+                    "Live MASE of the last hour's forecasts",
+                ),
                 &["service"],
             )?,
             coverage: GaugeVec::new(
-                Opts::new("prescient_forecast_interval_coverage", "Share of actuals inside the p10..p90 interval"),
+                Opts::new(
+                    "prescient_forecast_interval_coverage",
+                    "Share of actuals inside the p10..p90 interval",
+                ),
                 &["service"],
             )?,
             decisions: IntCounterVec::new(
-                Opts::new("prescient_scaling_decisions_total", "Scaling decisions made"),
+                Opts::new(
+                    "prescient_scaling_decisions_total",
+                    "Scaling decisions made",
+                ),
                 &["service", "basis"],
             )?,
-            desired: GaugeVec::new(Opts::new("prescient_scaling_desired", "Last desired size"), &["service"])?,
+            desired: GaugeVec::new(
+                Opts::new("prescient_scaling_desired", "Last desired size"),
+                &["service"],
+            )?,
             publish_errors: IntCounter::new(
                 "prescient_scaling_publish_errors_total",
                 "Decisions that could not be published to Kafka",
@@ -108,7 +139,10 @@ mod tests {
         m.live_mase.with_label_values(&["checkout"]).set(0.5);
         m.ticks.inc();
         let names: Vec<String> = r.gather().iter().map(|f| f.name().to_string()).collect();
-        assert!(names.iter().all(|n| n.starts_with("prescient_")), "{names:?}");
+        assert!(
+            names.iter().all(|n| n.starts_with("prescient_")),
+            "{names:?}"
+        );
         assert!(names.contains(&"prescient_forecast_live_mase".to_string()));
         assert!(Metrics::new(&r).is_err());
     }

@@ -76,7 +76,10 @@ pub fn plan(input: &PlanInput, policy: &ServicePolicy) -> ScalingDecision {
         Target::Deployment { .. } => 1,
     };
     let to_unit = |replicas: u32| replicas.div_ceil(per_unit);
-    let (min, max) = (to_unit(policy.min_replicas), to_unit(policy.max_replicas).max(to_unit(policy.min_replicas)));
+    let (min, max) = (
+        to_unit(policy.min_replicas),
+        to_unit(policy.max_replicas).max(to_unit(policy.min_replicas)),
+    );
     let cap = policy.capacity_per_replica.max(1e-9);
     let replicas = |rpm: f64| ((rpm / cap).ceil().max(0.0)).min(f64::from(u32::MAX)) as u32;
     let current = input.current;
@@ -86,14 +89,24 @@ pub fn plan(input: &PlanInput, policy: &ServicePolicy) -> ScalingDecision {
         Some(f) => {
             let age = (input.now - f.issued_at).num_seconds();
             if age > i64::from(policy.max_forecast_age_min) * 60 {
-                Some(format!("forecast is stale ({} min old > {} min)", age / 60, policy.max_forecast_age_min))
+                Some(format!(
+                    "forecast is stale ({} min old > {} min)",
+                    age / 60,
+                    policy.max_forecast_age_min
+                ))
             } else if age < 0 {
                 Some("forecast is from the future".to_string())
             } else if let Some(m) = f.live_mase.filter(|m| *m > policy.max_live_mase) {
-                Some(format!("forecast error is poor (live MASE {m:.2} > {:.2})", policy.max_live_mase))
+                Some(format!(
+                    "forecast error is poor (live MASE {m:.2} > {:.2})",
+                    policy.max_live_mase
+                ))
             } else {
                 let lead = policy.lead_time_min;
-                let has = f.points.iter().any(|p| p.horizon_min >= lead && p.horizon_min <= lead + 2);
+                let has = f
+                    .points
+                    .iter()
+                    .any(|p| p.horizon_min >= lead && p.horizon_min <= lead + 2);
                 (!has).then(|| format!("forecast does not reach the lead time ({lead} min)"))
             }
         }
@@ -106,7 +119,11 @@ pub fn plan(input: &PlanInput, policy: &ServicePolicy) -> ScalingDecision {
                 .points
                 .iter()
                 .filter(|p| p.horizon_min >= lead && p.horizon_min <= lead + 2)
-                .max_by(|a, b| a.p90.total_cmp(&b.p90).then(b.horizon_min.cmp(&a.horizon_min)))
+                .max_by(|a, b| {
+                    a.p90
+                        .total_cmp(&b.p90)
+                        .then(b.horizon_min.cmp(&a.horizon_min))
+                })
                 .copied()
                 .expect("checked above");
             let r = replicas(peak.p90);
@@ -116,7 +133,11 @@ pub fn plan(input: &PlanInput, policy: &ServicePolicy) -> ScalingDecision {
                     "predictive: p90 {:.0} req/min at +{} min needs {r} replicas at {:.0} req/min each",
                     peak.p90, peak.horizon_min, cap
                 ),
-                Some(ForecastSummary { horizon: peak.horizon_min, p50: peak.p50, p90: peak.p90 }),
+                Some(ForecastSummary {
+                    horizon: peak.horizon_min,
+                    p50: peak.p50,
+                    p90: peak.p90,
+                }),
             )
         }
         (why, _) => {
@@ -153,7 +174,9 @@ pub fn plan(input: &PlanInput, policy: &ServicePolicy) -> ScalingDecision {
                 .min(current);
             if held > desired {
                 desired = held;
-                reason.push_str(&format!("; scale-in limited to {held} (highest in the stabilisation window)"));
+                reason.push_str(&format!(
+                    "; scale-in limited to {held} (highest in the stabilisation window)"
+                ));
             }
         }
     }
@@ -199,7 +222,13 @@ mod tests {
     fn forecast(issued: i64, level: f64) -> ForecastView {
         ForecastView {
             issued_at: t(issued),
-            points: (1..=60).map(|h| ForecastPoint { horizon_min: h, p50: level, p90: level * 1.2 }).collect(),
+            points: (1..=60)
+                .map(|h| ForecastPoint {
+                    horizon_min: h,
+                    p50: level,
+                    p90: level * 1.2,
+                })
+                .collect(),
             live_mase: Some(0.8),
         }
     }
@@ -231,7 +260,11 @@ mod tests {
     fn stale_or_poor_forecasts_fall_back_to_reactive() {
         let p = ServicePolicy::default();
         let d = plan(&input(10, 5, Some(forecast(2, 1000.0))), &p);
-        assert!(d.reason.contains("stale") && d.forecast.is_none(), "{}", d.reason);
+        assert!(
+            d.reason.contains("stale") && d.forecast.is_none(),
+            "{}",
+            d.reason
+        );
         assert_eq!(d.desired, 5); // 500 rpm / 100
         let mut poor = forecast(10, 1000.0);
         poor.live_mase = Some(3.0);
@@ -245,7 +278,10 @@ mod tests {
         let p = ServicePolicy {
             pods_per_node: 4,
             max_replicas: 40,
-            target: Some(Target::Nodegroup { cluster: "c".into(), nodegroup: "n".into() }),
+            target: Some(Target::Nodegroup {
+                cluster: "c".into(),
+                nodegroup: "n".into(),
+            }),
             ..Default::default()
         };
         let d = plan(&input(10, 1, Some(forecast(10, 1000.0))), &p);
@@ -256,36 +292,53 @@ mod tests {
         (
             0u32..60,
             0.0f64..20_000.0,
-            proptest::option::of((0i64..10, 0.0f64..20_000.0, proptest::option::of(0.0f64..4.0))),
+            proptest::option::of((
+                0i64..10,
+                0.0f64..20_000.0,
+                proptest::option::of(0.0f64..4.0),
+            )),
             proptest::option::of(0i64..30),
             proptest::collection::vec((0i64..30, 0u32..80), 0..5),
-            (0u32..10, 1u32..60, 1u32..8, 1u32..20, 0u32..30, 1.0f64..500.0, 1u32..4),
+            (
+                0u32..10,
+                1u32..60,
+                1u32..8,
+                1u32..20,
+                0u32..30,
+                1.0f64..500.0,
+                1u32..4,
+            ),
         )
-            .prop_map(|(current, last, fc, up, recent, (min, span, step, lead, stab, cap, ppn))| {
-                let now = 30;
-                let forecast = fc.map(|(age, level, mase)| {
-                    let mut f = forecast(now - age, level);
-                    f.live_mase = mase;
-                    f
-                });
-                let mut i = input(now, current, forecast);
-                i.last_minute_requests = last;
-                i.last_scale_up = up.map(t);
-                i.recent_desired = recent.into_iter().map(|(m, d)| (t(m), d)).collect();
-                let target = (ppn > 1).then(|| Target::Nodegroup { cluster: "c".into(), nodegroup: "n".into() });
-                let p = ServicePolicy {
-                    min_replicas: min,
-                    max_replicas: min + span,
-                    max_step: step,
-                    lead_time_min: lead,
-                    scale_in_stabilization_min: stab,
-                    capacity_per_replica: cap,
-                    pods_per_node: ppn,
-                    target,
-                    ..Default::default()
-                };
-                (i, p)
-            })
+            .prop_map(
+                |(current, last, fc, up, recent, (min, span, step, lead, stab, cap, ppn))| {
+                    let now = 30;
+                    let forecast = fc.map(|(age, level, mase)| {
+                        let mut f = forecast(now - age, level);
+                        f.live_mase = mase;
+                        f
+                    });
+                    let mut i = input(now, current, forecast);
+                    i.last_minute_requests = last;
+                    i.last_scale_up = up.map(t);
+                    i.recent_desired = recent.into_iter().map(|(m, d)| (t(m), d)).collect();
+                    let target = (ppn > 1).then(|| Target::Nodegroup {
+                        cluster: "c".into(),
+                        nodegroup: "n".into(),
+                    });
+                    let p = ServicePolicy {
+                        min_replicas: min,
+                        max_replicas: min + span,
+                        max_step: step,
+                        lead_time_min: lead,
+                        scale_in_stabilization_min: stab,
+                        capacity_per_replica: cap,
+                        pods_per_node: ppn,
+                        target,
+                        ..Default::default()
+                    };
+                    (i, p)
+                },
+            )
     }
 
     proptest! {

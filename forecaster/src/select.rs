@@ -3,7 +3,9 @@
 //! prediction intervals, and the `auto` forecast is an inverse-error weighted
 //! ensemble (per horizon) of the members within 20% of the best.
 
-use crate::models::{Ets, Lstm, LstmConfig, ModelError, Naive, PointModel, Quantiles, SeasonalNaive};
+use crate::models::{
+    Ets, Lstm, LstmConfig, ModelError, Naive, PointModel, Quantiles, SeasonalNaive,
+};
 use serde::{Deserialize, Serialize};
 
 /// The models a set can hold.
@@ -24,8 +26,13 @@ pub enum ModelKind {
 
 impl ModelKind {
     /// Every kind, in output order.
-    pub const ALL: [ModelKind; 5] =
-        [ModelKind::Naive, ModelKind::SnaiveDaily, ModelKind::SnaiveWeekly, ModelKind::Ets, ModelKind::Lstm];
+    pub const ALL: [ModelKind; 5] = [
+        ModelKind::Naive,
+        ModelKind::SnaiveDaily,
+        ModelKind::SnaiveWeekly,
+        ModelKind::Ets,
+        ModelKind::Lstm,
+    ];
 
     /// Parses `naive`, `snaive_daily`, `snaive_weekly`, `ets` or `lstm`.
     pub fn parse(s: &str) -> Option<ModelKind> {
@@ -127,10 +134,21 @@ impl Ensemble {
                     ModelKind::Naive => Box::new(Naive::default()),
                     ModelKind::SnaiveDaily => Box::new(SeasonalNaive::daily(ppd)),
                     ModelKind::SnaiveWeekly => Box::new(SeasonalNaive::weekly(ppd)),
-                    ModelKind::Ets => Box::new(Ets::new(ppd, (config.ets_fit_days * ppd as f64) as usize, horizon)),
+                    ModelKind::Ets => Box::new(Ets::new(
+                        ppd,
+                        (config.ets_fit_days * ppd as f64) as usize,
+                        horizon,
+                    )),
                     ModelKind::Lstm => Box::new(Lstm::new(config.lstm.clone(), horizon, ppd)),
                 };
-                Member { kind, model, fitted: false, lo: vec![], hi: vec![], mae: vec![] }
+                Member {
+                    kind,
+                    model,
+                    fitted: false,
+                    lo: vec![],
+                    hi: vec![],
+                    mae: vec![],
+                }
             })
             .collect();
         Ensemble {
@@ -157,7 +175,11 @@ impl Ensemble {
 
     /// Names of fitted members, in order.
     pub fn fitted_models(&self) -> Vec<&'static str> {
-        self.members.iter().filter(|m| m.fitted).map(|m| m.kind.name()).collect()
+        self.members
+            .iter()
+            .filter(|m| m.fitted)
+            .map(|m| m.kind.name())
+            .collect()
     }
 
     /// Fits every member on `history[..n - c]`, walks it through the last `c`
@@ -168,7 +190,9 @@ impl Ensemble {
     pub fn fit(&mut self, history: &[f64]) -> Result<FitReport, ModelError> {
         let n = history.len();
         let hz = self.horizon;
-        let c = ((self.config.calibration_days * self.points_per_day as f64) as usize).min(n / 3).max(1);
+        let c = ((self.config.calibration_days * self.points_per_day as f64) as usize)
+            .min(n / 3)
+            .max(1);
         self.nonnegative = history.iter().all(|v| *v >= 0.0);
         let prefix = &history[..n - c];
         let mut failed = vec![];
@@ -194,14 +218,23 @@ impl Ensemble {
             fit_secs.push((m.kind.name(), started.elapsed().as_secs_f64()));
         }
         if !self.is_fitted() {
-            let msg = failed.iter().map(|(m, e)| format!("{m}: {e}")).collect::<Vec<_>>().join("; ");
+            let msg = failed
+                .iter()
+                .map(|(m, e)| format!("{m}: {e}"))
+                .collect::<Vec<_>>()
+                .join("; ");
             return Err(ModelError::NoModel(msg));
         }
         // Ensemble weights per horizon.
         let tol = self.config.ensemble_tolerance.max(1.0);
         self.weights = (0..hz)
             .map(|h| {
-                let best = self.members.iter().filter(|m| m.fitted).map(|m| m.mae[h]).fold(f64::INFINITY, f64::min);
+                let best = self
+                    .members
+                    .iter()
+                    .filter(|m| m.fitted)
+                    .map(|m| m.mae[h])
+                    .fold(f64::INFINITY, f64::min);
                 let raw: Vec<f64> = self
                     .members
                     .iter()
@@ -221,7 +254,12 @@ impl Ensemble {
             .map(|o| {
                 (0..hz)
                     .map(|h| {
-                        self.weights[h].iter().zip(&paths).filter(|(w, _)| **w > 0.0).map(|(w, p)| w * p[o][h]).sum()
+                        self.weights[h]
+                            .iter()
+                            .zip(&paths)
+                            .filter(|(w, _)| **w > 0.0)
+                            .map(|(w, p)| w * p[o][h])
+                            .sum()
                     })
                     .collect()
             })
@@ -230,7 +268,12 @@ impl Ensemble {
         self.lo = lo;
         self.hi = hi;
         Ok(FitReport {
-            mae: self.members.iter().filter(|m| m.fitted).map(|m| (m.kind.name(), m.mae.clone())).collect(),
+            mae: self
+                .members
+                .iter()
+                .filter(|m| m.fitted)
+                .map(|m| (m.kind.name(), m.mae.clone()))
+                .collect(),
             failed,
             fit_secs,
             calibration_points: c,
@@ -248,7 +291,11 @@ impl Ensemble {
         path.iter()
             .enumerate()
             .map(|(h, &p50)| {
-                let mut q = Quantiles { p10: (p50 + lo[h]).min(p50), p50, p90: (p50 + hi[h]).max(p50) };
+                let mut q = Quantiles {
+                    p10: (p50 + lo[h]).min(p50),
+                    p50,
+                    p90: (p50 + hi[h]).max(p50),
+                };
                 if self.nonnegative {
                     q.p10 = q.p10.max(0.0);
                     q.p50 = q.p50.max(0.0);
@@ -280,7 +327,12 @@ impl Ensemble {
             .members
             .iter()
             .filter(|m| m.fitted)
-            .map(|m| (m.kind.name(), self.quantiles(&m.model.forecast(self.horizon), &m.lo, &m.hi)))
+            .map(|m| {
+                (
+                    m.kind.name(),
+                    self.quantiles(&m.model.forecast(self.horizon), &m.lo, &m.hi),
+                )
+            })
             .collect();
         out.push(("auto", self.forecast()));
         out
@@ -291,7 +343,9 @@ impl Ensemble {
     pub fn save_models(&self, dir: &std::path::Path, key: &str) -> Result<usize, ModelError> {
         let mut n = 0;
         for m in self.members.iter().filter(|m| m.fitted) {
-            if m.model.persist(&dir.join(format!("{key}.{}.safetensors", m.kind.name())))? {
+            if m.model
+                .persist(&dir.join(format!("{key}.{}.safetensors", m.kind.name())))?
+            {
                 n += 1;
             }
         }
@@ -315,7 +369,9 @@ impl Ensemble {
     /// The member with the largest `auto` weight at horizon `h` (1-based).
     pub fn leading_model(&self, h: usize) -> &'static str {
         let w = &self.weights[(h.max(1) - 1).min(self.horizon - 1)];
-        let i = (0..w.len()).max_by(|a, b| w[*a].total_cmp(&w[*b])).unwrap_or(0);
+        let i = (0..w.len())
+            .max_by(|a, b| w[*a].total_cmp(&w[*b]))
+            .unwrap_or(0);
         self.members[i].kind.name()
     }
 }
@@ -369,7 +425,11 @@ mod tests {
     fn picks_the_seasonal_model_on_a_seasonal_series() {
         let ppd = 24;
         let y: Vec<f64> = (0..ppd * 10)
-            .map(|t| 100.0 + 40.0 * ((t % ppd) as f64 / ppd as f64 * std::f64::consts::TAU).sin() + (t % 7) as f64)
+            .map(|t| {
+                100.0
+                    + 40.0 * ((t % ppd) as f64 / ppd as f64 * std::f64::consts::TAU).sin()
+                    + (t % 7) as f64
+            })
             .collect();
         let cfg = ModelsConfig {
             models: vec![ModelKind::Naive, ModelKind::SnaiveDaily, ModelKind::Ets],
@@ -388,9 +448,21 @@ mod tests {
 
     #[test]
     fn trained_models_persist_and_warm_start() {
-        let y: Vec<f64> = (0..24 * 12).map(|t| 50.0 + 10.0 * ((t % 24) as f64 / 24.0 * std::f64::consts::TAU).sin()).collect();
-        let mut cfg = ModelsConfig { models: vec![ModelKind::Naive, ModelKind::Lstm], ..Default::default() };
-        cfg.lstm = LstmConfig { window: 8, hidden: 4, epochs: 3, finetune_epochs: 1, max_samples: 128, ..Default::default() };
+        let y: Vec<f64> = (0..24 * 12)
+            .map(|t| 50.0 + 10.0 * ((t % 24) as f64 / 24.0 * std::f64::consts::TAU).sin())
+            .collect();
+        let mut cfg = ModelsConfig {
+            models: vec![ModelKind::Naive, ModelKind::Lstm],
+            ..Default::default()
+        };
+        cfg.lstm = LstmConfig {
+            window: 8,
+            hidden: 4,
+            epochs: 3,
+            finetune_epochs: 1,
+            max_samples: 128,
+            ..Default::default()
+        };
         let mut e = Ensemble::new(&cfg, 24, 3);
         e.fit(&y).unwrap();
         let dir = tempfile::tempdir().unwrap();
@@ -407,7 +479,10 @@ mod tests {
     #[test]
     fn short_history_leaves_weekly_out() {
         let y: Vec<f64> = (0..100).map(|t| t as f64).collect();
-        let cfg = ModelsConfig { models: vec![ModelKind::Naive, ModelKind::SnaiveWeekly], ..Default::default() };
+        let cfg = ModelsConfig {
+            models: vec![ModelKind::Naive, ModelKind::SnaiveWeekly],
+            ..Default::default()
+        };
         let mut e = Ensemble::new(&cfg, 24, 3);
         let rep = e.fit(&y).unwrap();
         assert_eq!(rep.failed.len(), 1);

@@ -44,7 +44,12 @@ pub struct Series {
 impl Series {
     /// Builds a series from values at a fixed interval.
     pub fn new(start: DateTime<Utc>, interval_secs: i64, values: Vec<f64>) -> Self {
-        Series { start, interval_secs, values, filled: 0 }
+        Series {
+            start,
+            interval_secs,
+            values,
+            filled: 0,
+        }
     }
 
     /// Timestamp of point `i`.
@@ -68,8 +73,10 @@ impl Series {
     /// is the most common spacing; points are placed on that grid and gaps are
     /// interpolated.
     pub fn from_csv_path(path: &Path) -> Result<Series, SeriesError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| SeriesError::Io { path: path.display().to_string(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| SeriesError::Io {
+            path: path.display().to_string(),
+            source,
+        })?;
         Self::from_csv_str(&text)
     }
 
@@ -88,14 +95,20 @@ impl Series {
                 if i == 0 {
                     continue; // header
                 }
-                return Err(SeriesError::Parse { line: i + 1, msg: format!("bad value {val:?}") });
+                return Err(SeriesError::Parse {
+                    line: i + 1,
+                    msg: format!("bad value {val:?}"),
+                });
             };
             let t = parse_ts(ts).ok_or_else(|| SeriesError::Parse {
                 line: i + 1,
                 msg: format!("bad timestamp {ts:?}"),
             })?;
             if !value.is_finite() {
-                return Err(SeriesError::Parse { line: i + 1, msg: "value is not finite".into() });
+                return Err(SeriesError::Parse {
+                    line: i + 1,
+                    msg: "value is not finite".into(),
+                });
             }
             points.push((t, value));
         }
@@ -137,7 +150,12 @@ impl Series {
         }
         let start = DateTime::from_timestamp(t0, 0)
             .ok_or_else(|| SeriesError::Shape("timestamp out of range".into()))?;
-        Ok(Series { start, interval_secs: interval, values, filled })
+        Ok(Series {
+            start,
+            interval_secs: interval,
+            values,
+            filled,
+        })
     }
 }
 
@@ -159,13 +177,18 @@ fn modal_spacing(points: &[(i64, f64)]) -> Option<i64> {
             *counts.entry(d).or_default() += 1;
         }
     }
-    counts.into_iter().max_by_key(|(d, c)| (*c, -*d)).map(|(d, _)| d)
+    counts
+        .into_iter()
+        .max_by_key(|(d, c)| (*c, -*d))
+        .map(|(d, _)| d)
 }
 
 /// Path of a NAB data file under `../shared/data/nab/data/` relative to the
 /// repository root (used by tests, examples and docs).
 pub fn nab_path(rel: &str) -> std::path::PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/nab/data").join(rel)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../shared/data/nab/data")
+        .join(rel)
 }
 
 #[cfg(test)]

@@ -134,11 +134,14 @@ impl Fleet {
     }
     fn set(&mut self, desired: u32, now: u64, lead_s: u32) {
         if desired > self.requested {
-            self.pending.push_back((now + u64::from(lead_s), desired - self.requested));
+            self.pending
+                .push_back((now + u64::from(lead_s), desired - self.requested));
         } else {
             let mut remove = self.requested - desired;
             while remove > 0 {
-                let Some(last) = self.pending.back_mut() else { break };
+                let Some(last) = self.pending.back_mut() else {
+                    break;
+                };
                 let k = remove.min(last.1);
                 last.1 -= k;
                 remove -= k;
@@ -154,11 +157,15 @@ impl Fleet {
 /// Runs one policy over `series`. Returns every interval's row and the summary.
 pub fn run(series: &Series, opts: &SimOptions) -> Result<(Vec<SimRow>, SimSummary), SimulateError> {
     if opts.capacity.is_nan() || opts.capacity <= 0.0 || opts.max < opts.min || opts.max == 0 {
-        return Err(SimulateError::Invalid("need capacity > 0 and 0 < max >= min".into()));
+        return Err(SimulateError::Invalid(
+            "need capacity > 0 and 0 < max >= min".into(),
+        ));
     }
     for u in [opts.target_utilization, opts.predictive_utilization] {
         if !(u > 0.0 && u <= 1.0) {
-            return Err(SimulateError::Invalid("utilisations must be in (0, 1]".into()));
+            return Err(SimulateError::Invalid(
+                "utilisations must be in (0, 1]".into(),
+            ));
         }
     }
     let y = &series.values;
@@ -167,19 +174,26 @@ pub fn run(series: &Series, opts: &SimOptions) -> Result<(Vec<SimRow>, SimSummar
     let steps = dt.div_ceil(STEP_S).max(1);
     let step_s = dt / steps;
     let ppd = series.points_per_day();
-    let warmup = opts.warmup.unwrap_or((8 * ppd).min(n / 2)).min(n.saturating_sub(1));
+    let warmup = opts
+        .warmup
+        .unwrap_or((8 * ppd).min(n / 2))
+        .min(n.saturating_sub(1));
     let lead_steps = (opts.lead_s as usize).div_ceil(dt as usize);
     let cap = opts.capacity;
     let mut hpa_cfg = HpaConfig::new(opts.min, opts.max);
     hpa_cfg.target_utilization = opts.target_utilization;
     let mut hpa = Hpa::new(hpa_cfg);
-    let need_at = |d: f64, u: f64| ((d / (cap * u)).ceil().max(0.0) as u32).clamp(opts.min, opts.max);
+    let need_at =
+        |d: f64, u: f64| ((d / (cap * u)).ceil().max(0.0) as u32).clamp(opts.min, opts.max);
     let need_exact = |d: f64| need_at(d, 1.0);
     let start = match opts.policy {
         Policy::Oracle => need_exact(y[0]),
         _ => hpa.replicas_for(y[0], cap),
     };
-    let mut fleet = Fleet { requested: start, pending: VecDeque::new() };
+    let mut fleet = Fleet {
+        requested: start,
+        pending: VecDeque::new(),
+    };
     let horizon = lead_steps + 1;
     let mut ens: Option<Ensemble> = None;
     let refit = ppd;
@@ -194,7 +208,10 @@ pub fn run(series: &Series, opts: &SimOptions) -> Result<(Vec<SimRow>, SimSummar
         // Interval-start decisions.
         match opts.policy {
             Policy::Oracle => {
-                let want = (t..=(t + lead_steps).min(n - 1)).map(|k| need_exact(y[k])).max().unwrap_or(opts.min);
+                let want = (t..=(t + lead_steps).min(n - 1))
+                    .map(|k| need_exact(y[k]))
+                    .max()
+                    .unwrap_or(opts.min);
                 fleet.arrive(t0);
                 fleet.set(want, t0, opts.lead_s);
             }
@@ -206,7 +223,9 @@ pub fn run(series: &Series, opts: &SimOptions) -> Result<(Vec<SimRow>, SimSummar
                         e
                     }
                     _ => {
-                        let mut e = ens.take().unwrap_or_else(|| Ensemble::new(&opts.models, ppd, horizon));
+                        let mut e = ens
+                            .take()
+                            .unwrap_or_else(|| Ensemble::new(&opts.models, ppd, horizon));
                         e.fit(&y[..t])?;
                         ens.insert(e)
                     }
@@ -222,7 +241,8 @@ pub fn run(series: &Series, opts: &SimOptions) -> Result<(Vec<SimRow>, SimSummar
         for s in 0..steps {
             let now = t0 + u64::from(s * step_s);
             fleet.arrive(now);
-            let reactive = opts.policy == Policy::Reactive || (opts.policy == Policy::Predictive && t < warmup);
+            let reactive = opts.policy == Policy::Reactive
+                || (opts.policy == Policy::Predictive && t < warmup);
             if reactive {
                 let d = hpa.step(now as f64, fleet.requested, y[t], cap);
                 if d != fleet.requested {
@@ -232,7 +252,13 @@ pub fn run(series: &Series, opts: &SimOptions) -> Result<(Vec<SimRow>, SimSummar
             let served_cap = f64::from(fleet.ready()) * cap / f64::from(steps);
             unserved += (y[t] / f64::from(steps) - served_cap).max(0.0);
         }
-        rows.push(SimRow { t, demand: y[t], desired: fleet.requested, ready: fleet.ready(), unserved });
+        rows.push(SimRow {
+            t,
+            demand: y[t],
+            desired: fleet.requested,
+            ready: fleet.ready(),
+            unserved,
+        });
         bar.inc(1);
     }
     bar.finish_and_clear();
@@ -263,14 +289,23 @@ fn summarize(policy: Policy, rows: &[SimRow], warmup: usize, dt: u32) -> SimSumm
         unserved_fraction: if demand > 0.0 { unserved / demand } else { 0.0 },
         under_provisioned: eval.iter().filter(|r| r.unserved > 1e-9).count(),
         intervals: eval.len(),
-        replica_hours: eval.iter().map(|r| f64::from(r.desired)).sum::<f64>() * f64::from(dt) / 3600.0,
+        replica_hours: eval.iter().map(|r| f64::from(r.desired)).sum::<f64>() * f64::from(dt)
+            / 3600.0,
         scaling_actions: actions,
     }
 }
 
 /// Writes `timestamp,demand,desired_replicas,ready_replicas,capacity,unserved`.
-pub fn write_csv(series: &Series, rows: &[SimRow], cap: f64, out: &mut dyn Write) -> std::io::Result<()> {
-    writeln!(out, "timestamp,demand,desired_replicas,ready_replicas,capacity,unserved")?;
+pub fn write_csv(
+    series: &Series,
+    rows: &[SimRow],
+    cap: f64,
+    out: &mut dyn Write,
+) -> std::io::Result<()> {
+    writeln!(
+        out,
+        "timestamp,demand,desired_replicas,ready_replicas,capacity,unserved"
+    )?;
     for r in rows {
         writeln!(
             out,
@@ -317,7 +352,9 @@ pub fn svg_chart(series: &Series, rows: &[SimRow], cap: f64, title: &str) -> Str
     }
     let esc = |s: &str| s.replace('&', "&amp;").replace('<', "&lt;");
     let first = series.timestamp(0).format("%Y-%m-%d %H:%M");
-    let last = series.timestamp(rows.len().saturating_sub(1)).format("%Y-%m-%d %H:%M");
+    let last = series
+        .timestamp(rows.len().saturating_sub(1))
+        .format("%Y-%m-%d %H:%M");
     format!(
         r##"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" viewBox="0 0 {w} {h}" font-family="sans-serif" font-size="12">
 <rect width="100%" height="100%" fill="white"/>
@@ -393,7 +430,11 @@ mod tests {
         assert!(svg.starts_with("<svg") && svg.contains("oracle &lt;test>"));
         let mut csv = Vec::new();
         write_csv(&step_series(), &rows, 50.0, &mut csv).unwrap();
-        assert!(String::from_utf8(csv).unwrap().contains("2020-01-01 00:50:00,300,6,6,300,0.000"));
+        assert!(
+            String::from_utf8(csv)
+                .unwrap()
+                .contains("2020-01-01 00:50:00,300,6,6,300,0.000")
+        );
     }
 
     #[test]
@@ -410,14 +451,20 @@ mod tests {
         o.max = 100;
         o.target_utilization = 0.7;
         o.warmup = Some(48 * 5);
-        o.models = ModelsConfig { models: vec![ModelKind::Naive, ModelKind::SnaiveDaily], ..Default::default() };
+        o.models = ModelsConfig {
+            models: vec![ModelKind::Naive, ModelKind::SnaiveDaily],
+            ..Default::default()
+        };
         let (_, reactive) = run(&series, &o).unwrap();
         o.policy = Policy::Predictive;
         let (_, predictive) = run(&series, &o).unwrap();
         o.policy = Policy::Oracle;
         let (_, oracle) = run(&series, &o).unwrap();
         assert!(reactive.unserved > 0.0);
-        assert!(predictive.unserved < 0.01 * reactive.unserved, "{predictive:?} vs {reactive:?}");
+        assert!(
+            predictive.unserved < 0.01 * reactive.unserved,
+            "{predictive:?} vs {reactive:?}"
+        );
         assert_eq!(oracle.unserved, 0.0);
         assert!(oracle.replica_hours <= predictive.replica_hours);
     }

@@ -125,7 +125,12 @@ impl WorkerConfig {
             fit_budget: Duration::from_secs(20),
             retention_hours: 48,
             models: ModelsConfig {
-                models: vec![ModelKind::Naive, ModelKind::SnaiveDaily, ModelKind::SnaiveWeekly, ModelKind::Ets],
+                models: vec![
+                    ModelKind::Naive,
+                    ModelKind::SnaiveDaily,
+                    ModelKind::SnaiveWeekly,
+                    ModelKind::Ets,
+                ],
                 ..Default::default()
             },
             model_dir: None,
@@ -196,7 +201,10 @@ impl WorkerArgs {
             .split(',')
             .map(str::trim)
             .filter(|s| !s.is_empty())
-            .map(|s| ModelKind::parse(s).ok_or_else(|| crate::cli::CliError::Usage(format!("unknown model {s:?}"))))
+            .map(|s| {
+                ModelKind::parse(s)
+                    .ok_or_else(|| crate::cli::CliError::Usage(format!("unknown model {s:?}")))
+            })
             .collect::<Result<_, _>>()?;
         c.model_dir = self.model_dir;
         c.force_dry_run = self.dry_run;
@@ -315,7 +323,15 @@ impl Worker {
         if let Some(addr) = config.metrics_addr {
             prescient_infra::metrics::serve(addr, registry).await?;
         }
-        Ok(Worker { config, pool, producer, metrics, services: BTreeMap::new(), last_tick: None, ticks: 0 })
+        Ok(Worker {
+            config,
+            pool,
+            producer,
+            metrics,
+            services: BTreeMap::new(),
+            last_tick: None,
+            ticks: 0,
+        })
     }
 
     /// The worker's metrics.
@@ -345,7 +361,12 @@ impl Worker {
         let history = TimeDelta::seconds((self.config.history_days * 86_400.0) as i64);
         let from = match self.last_tick {
             Some(t) if t < minute => t,
-            Some(_) => return Ok(TickReport { minute: Some(minute), ..Default::default() }),
+            Some(_) => {
+                return Ok(TickReport {
+                    minute: Some(minute),
+                    ..Default::default()
+                });
+            }
             None => minute - history,
         };
         let rows: Vec<(String, DateTime<Utc>, i64)> = sqlx::query_as(
@@ -357,12 +378,16 @@ impl Worker {
         .fetch_all(&self.pool)
         .await?;
         for (service, m, requests) in rows {
-            let st = self.services.entry(service).or_insert_with(|| ServiceState::new(m));
+            let st = self
+                .services
+                .entry(service)
+                .or_insert_with(|| ServiceState::new(m));
             st.push(m, requests as f64);
             st.last_seen = m;
         }
         let active = TimeDelta::minutes(i64::from(self.config.active_min));
-        self.services.retain(|_, st| minute - st.last_seen <= active);
+        self.services
+            .retain(|_, st| minute - st.last_seen <= active);
         let cap = (self.config.history_days * 1440.0) as usize;
         for st in self.services.values_mut() {
             st.push(minute, 0.0); // zero-fill quiet minutes up to the closed one
@@ -387,9 +412,18 @@ impl Worker {
         self.metrics.forecast_seconds.observe(forecast_secs);
 
         let issued_at = minute + TimeDelta::minutes(1);
-        let mut report = TickReport { minute: Some(minute), fits, forecast_secs, ..Default::default() };
+        let mut report = TickReport {
+            minute: Some(minute),
+            fits,
+            forecast_secs,
+            ..Default::default()
+        };
         report.forecasts = self.write_forecasts(issued_at).await?;
-        report.services = self.services.values().filter(|s| s.latest.as_ref().is_some_and(|f| f.issued_at == issued_at)).count();
+        report.services = self
+            .services
+            .values()
+            .filter(|s| s.latest.as_ref().is_some_and(|f| f.issued_at == issued_at))
+            .count();
         self.write_accuracy(minute).await?;
         let decisions = self.plan_all(issued_at);
         report.decisions = decisions.len();
@@ -399,14 +433,22 @@ impl Worker {
         self.ticks += 1;
         if self.ticks % 60 == 1 {
             let cutoff = minute - TimeDelta::hours(i64::from(self.config.retention_hours));
-            sqlx::query("DELETE FROM forecasts WHERE issued_at < $1").bind(cutoff).execute(&self.pool).await?;
-            sqlx::query("DELETE FROM forecast_accuracy WHERE minute < $1").bind(cutoff).execute(&self.pool).await?;
+            sqlx::query("DELETE FROM forecasts WHERE issued_at < $1")
+                .bind(cutoff)
+                .execute(&self.pool)
+                .await?;
+            sqlx::query("DELETE FROM forecast_accuracy WHERE minute < $1")
+                .bind(cutoff)
+                .execute(&self.pool)
+                .await?;
         }
         self.last_tick = Some(minute);
         self.metrics.ticks.inc();
         self.metrics.services.set(report.services as i64);
         self.metrics.last_minute.set(minute.timestamp() as f64);
-        self.metrics.tick_seconds.observe(started.elapsed().as_secs_f64());
+        self.metrics
+            .tick_seconds
+            .observe(started.elapsed().as_secs_f64());
         tracing::info!(%minute, services = report.services, fits, decisions = report.decisions, "forecaster tick");
         Ok(report)
     }
@@ -417,8 +459,12 @@ impl Worker {
         let mut horizon = vec![];
         let (mut p10, mut p50, mut p90) = (vec![], vec![], vec![]);
         for (name, st) in &self.services {
-            let Some(f) = st.latest.as_ref().filter(|f| f.issued_at == issued_at) else { continue };
-            let Some((_, qs)) = st.issued.back() else { continue };
+            let Some(f) = st.latest.as_ref().filter(|f| f.issued_at == issued_at) else {
+                continue;
+            };
+            let Some((_, qs)) = st.issued.back() else {
+                continue;
+            };
             for (i, q) in qs.iter().enumerate() {
                 svc.push(name.clone());
                 target.push(issued_at + TimeDelta::minutes(i as i64));
@@ -453,11 +499,20 @@ impl Worker {
     }
 
     async fn write_accuracy(&self, minute: DateTime<Utc>) -> Result<(), WorkerError> {
-        let (mut svc, mut samples, mut mae, mut mase, mut cov, mut model) = (vec![], vec![], vec![], vec![], vec![], vec![]);
+        let (mut svc, mut samples, mut mae, mut mase, mut cov, mut model) =
+            (vec![], vec![], vec![], vec![], vec![], vec![]);
         for (name, st) in &self.services {
-            let Some((n, a, m, c)) = st.accuracy else { continue };
-            self.metrics.live_mase.with_label_values(&[name.as_str()]).set(m);
-            self.metrics.coverage.with_label_values(&[name.as_str()]).set(c);
+            let Some((n, a, m, c)) = st.accuracy else {
+                continue;
+            };
+            self.metrics
+                .live_mase
+                .with_label_values(&[name.as_str()])
+                .set(m);
+            self.metrics
+                .coverage
+                .with_label_values(&[name.as_str()])
+                .set(c);
             svc.push(name.clone());
             samples.push(n as i32);
             mae.push(a);
@@ -491,7 +546,9 @@ impl Worker {
     fn plan_all(&mut self, now: DateTime<Utc>) -> Vec<ScalingDecision> {
         let mut out = vec![];
         for (name, st) in self.services.iter_mut() {
-            let Some(policy) = self.config.policies.for_service(name) else { continue };
+            let Some(policy) = self.config.policies.for_service(name) else {
+                continue;
+            };
             let mut policy = policy.clone();
             if self.config.force_dry_run {
                 policy.mode = Mode::DryRun;
@@ -500,7 +557,11 @@ impl Worker {
             st.recent_desired.retain(|(t, _)| now - *t < window);
             let input = PlanInput {
                 service: name.clone(),
-                policy_name: if self.config.policies.services.contains_key(name) { name.clone() } else { "default".into() },
+                policy_name: if self.config.policies.services.contains_key(name) {
+                    name.clone()
+                } else {
+                    "default".into()
+                },
                 now,
                 current: st.current.unwrap_or(0),
                 last_minute_requests: st.values.last().copied().unwrap_or(0.0),
@@ -514,9 +575,19 @@ impl Worker {
             }
             st.current = Some(d.desired);
             st.recent_desired.push_back((now, d.desired));
-            let basis = if d.forecast.is_some() { "predictive" } else { "reactive" };
-            self.metrics.decisions.with_label_values(&[name.as_str(), basis]).inc();
-            self.metrics.desired.with_label_values(&[name.as_str()]).set(f64::from(d.desired));
+            let basis = if d.forecast.is_some() {
+                "predictive"
+            } else {
+                "reactive"
+            };
+            self.metrics
+                .decisions
+                .with_label_values(&[name.as_str(), basis])
+                .inc();
+            self.metrics
+                .desired
+                .with_label_values(&[name.as_str()])
+                .set(f64::from(d.desired));
             out.push(d);
         }
         out
@@ -557,11 +628,15 @@ impl Worker {
     }
 
     async fn publish(&self, decisions: &[ScalingDecision]) -> Result<usize, WorkerError> {
-        let Some(producer) = &self.producer else { return Ok(0) };
+        let Some(producer) = &self.producer else {
+            return Ok(0);
+        };
         let mut sent = vec![];
         for d in decisions {
             let payload = serde_json::to_string(d).expect("decisions serialise");
-            let record = FutureRecord::to(prescient_contracts::SCALING_DECISIONS_TOPIC).key(&d.service).payload(&payload);
+            let record = FutureRecord::to(prescient_contracts::SCALING_DECISIONS_TOPIC)
+                .key(&d.service)
+                .payload(&payload);
             match producer.send(record, Duration::from_secs(10)).await {
                 Ok(_) => sent.push(d.id),
                 Err((e, _)) => {
@@ -582,7 +657,11 @@ impl Worker {
 
 /// Fits (when due), feeds, forecasts and scores every service. Returns
 /// (fits, fit errors, seconds forecasting).
-fn compute(services: &mut BTreeMap<String, ServiceState>, cfg: &WorkerConfig, minute: DateTime<Utc>) -> (usize, usize, f64) {
+fn compute(
+    services: &mut BTreeMap<String, ServiceState>,
+    cfg: &WorkerConfig,
+    minute: DateTime<Utc>,
+) -> (usize, usize, f64) {
     let hz = cfg.horizon_min;
     let issued_at = minute + TimeDelta::minutes(1);
     let retrain = TimeDelta::minutes(i64::from(cfg.retrain_every_min));
@@ -594,7 +673,8 @@ fn compute(services: &mut BTreeMap<String, ServiceState>, cfg: &WorkerConfig, mi
         if st.values.len() < cfg.min_history_min.max(4) {
             continue;
         }
-        let due = st.fitted_at.is_none_or(|t| minute - t >= retrain) && started.elapsed() < cfg.fit_budget;
+        let due = st.fitted_at.is_none_or(|t| minute - t >= retrain)
+            && started.elapsed() < cfg.fit_budget;
         if due {
             let mut ens = st.ens.take().unwrap_or_else(|| {
                 let mut e = Ensemble::new(&cfg.models, 1440, hz);
@@ -610,7 +690,9 @@ fn compute(services: &mut BTreeMap<String, ServiceState>, cfg: &WorkerConfig, mi
                     fits += 1;
                     st.fitted_at = Some(minute);
                     let m = if st.values.len() > 1441 { 1440 } else { 1 };
-                    let d: Vec<f64> = (m..st.values.len()).map(|t| (st.values[t] - st.values[t - m]).abs()).collect();
+                    let d: Vec<f64> = (m..st.values.len())
+                        .map(|t| (st.values[t] - st.values[t - m]).abs())
+                        .collect();
                     st.scale = (d.iter().sum::<f64>() / d.len().max(1) as f64).max(1e-9);
                     if let Some(dir) = &cfg.model_dir {
                         let _ = std::fs::create_dir_all(dir);
@@ -656,20 +738,35 @@ fn compute(services: &mut BTreeMap<String, ServiceState>, cfg: &WorkerConfig, mi
                 }
             }
         }
-        st.accuracy = (cnt > 0).then(|| (cnt, abs / cnt as f64, abs / cnt as f64 / st.scale, cov as f64 / cnt as f64));
+        st.accuracy = (cnt > 0).then(|| {
+            (
+                cnt,
+                abs / cnt as f64,
+                abs / cnt as f64 / st.scale,
+                cov as f64 / cnt as f64,
+            )
+        });
         st.latest = Some(ForecastView {
             issued_at,
             points: qs
                 .iter()
                 .enumerate()
-                .map(|(i, q)| ForecastPoint { horizon_min: i as u32 + 1, p50: q.p50, p90: q.p90 })
+                .map(|(i, q)| ForecastPoint {
+                    horizon_min: i as u32 + 1,
+                    p50: q.p50,
+                    p90: q.p90,
+                })
                 .collect(),
             live_mase: st.accuracy.map(|a| a.2),
         });
         if st.issued.back().is_none_or(|(o, _)| *o < minute) {
             st.issued.push_back((minute, qs));
         }
-        while st.issued.front().is_some_and(|(o, _)| (minute - *o).num_minutes() >= hz as i64) {
+        while st
+            .issued
+            .front()
+            .is_some_and(|(o, _)| (minute - *o).num_minutes() >= hz as i64)
+        {
             st.issued.pop_front();
         }
     }
@@ -683,7 +780,10 @@ fn compute(services: &mut BTreeMap<String, ServiceState>, cfg: &WorkerConfig, mi
 ///
 /// This is what `prescient forecaster` runs, and what `prescient demo` runs
 /// in-process with `force_dry_run = true`.
-pub async fn run_worker(config: WorkerConfig, shutdown: impl Future<Output = ()> + Send) -> Result<(), WorkerError> {
+pub async fn run_worker(
+    config: WorkerConfig,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), WorkerError> {
     let poll = config.poll_interval;
     let mut worker = Worker::connect(config).await?;
     tokio::pin!(shutdown);

@@ -47,7 +47,9 @@ async fn insert_minutes(pool: &sqlx::PgPool, start: DateTime<Utc>, from: i64, to
 async fn worker_forecasts_plans_and_publishes() {
     let mut pg = PgInstance::start().await.expect("private PostgreSQL");
     let broker = EmbeddedBroker::start(1).unwrap();
-    broker.create_topic(prescient_contracts::SCALING_DECISIONS_TOPIC, 1).unwrap();
+    broker
+        .create_topic(prescient_contracts::SCALING_DECISIONS_TOPIC, 1)
+        .unwrap();
     let pool = sqlx::PgPool::connect(&pg.url()).await.unwrap();
     prescient_infra::migrate::run(&pool).await.unwrap();
 
@@ -76,16 +78,28 @@ async fn worker_forecasts_plans_and_publishes() {
 
     let mut worker = Worker::connect(config.clone()).await.unwrap();
     let closed = worker.latest_closed_minute().await.unwrap().unwrap();
-    assert_eq!(closed, start + TimeDelta::minutes(days - 1), "newest minute is still open");
+    assert_eq!(
+        closed,
+        start + TimeDelta::minutes(days - 1),
+        "newest minute is still open"
+    );
     let r1 = worker.tick(closed).await.unwrap();
-    assert_eq!((r1.services, r1.forecasts, r1.fits, r1.decisions), (2, 120, 2, 1), "{r1:?}");
+    assert_eq!(
+        (r1.services, r1.forecasts, r1.fits, r1.decisions),
+        (2, 120, 2, 1),
+        "{r1:?}"
+    );
 
     // Next minute closes: models absorb it without refitting; accuracy appears.
     insert_minutes(&pool, start, days + 1, days + 2).await;
     let closed2 = worker.latest_closed_minute().await.unwrap().unwrap();
     assert_eq!(closed2, closed + TimeDelta::minutes(1));
     let r2 = worker.tick(closed2).await.unwrap();
-    assert_eq!((r2.services, r2.fits, r2.decisions, r2.published), (2, 0, 1, 1), "{r2:?}");
+    assert_eq!(
+        (r2.services, r2.fits, r2.decisions, r2.published),
+        (2, 0, 1, 1),
+        "{r2:?}"
+    );
 
     let (n, min_h, max_h, bad): (i64, i32, i32, i64) = sqlx::query_as(
         "SELECT count(*), min(horizon_min), max(horizon_min),
@@ -109,16 +123,25 @@ async fn worker_forecasts_plans_and_publishes() {
     let truth = demand(0, days + 1 + 29) as f64;
     assert!((p50 - truth).abs() / truth < 0.1, "p50 {p50} vs {truth}");
 
-    let (samples, mase): (i32, f64) =
-        sqlx::query_as("SELECT samples, mase FROM forecast_accuracy WHERE service = 'checkout' AND minute = $1")
-            .bind(closed2)
-            .fetch_one(&pool)
-            .await
-            .unwrap();
+    let (samples, mase): (i32, f64) = sqlx::query_as(
+        "SELECT samples, mase FROM forecast_accuracy WHERE service = 'checkout' AND minute = $1",
+    )
+    .bind(closed2)
+    .fetch_one(&pool)
+    .await
+    .unwrap();
     assert_eq!(samples, 1);
     assert!(mase < 2.0, "live MASE {mase}");
 
-    type Row = (String, i32, i32, bool, bool, String, sqlx::types::Json<ScalingDecision>);
+    type Row = (
+        String,
+        i32,
+        i32,
+        bool,
+        bool,
+        String,
+        sqlx::types::Json<ScalingDecision>,
+    );
     let rows: Vec<Row> = sqlx::query_as(
         "SELECT service, desired, max_size, fallback, published, mode, decision FROM scaling_decisions ORDER BY issued_at",
     )
@@ -127,13 +150,20 @@ async fn worker_forecasts_plans_and_publishes() {
     .unwrap();
     assert_eq!(rows.len(), 2);
     let (svc, desired, max, fallback, published, mode, json) = &rows[1];
-    assert_eq!((svc.as_str(), *max, *fallback, *published, mode.as_str()), ("checkout", 15, false, true, "apply"));
+    assert_eq!(
+        (svc.as_str(), *max, *fallback, *published, mode.as_str()),
+        ("checkout", 15, false, true, "apply")
+    );
     let d = &json.0;
     assert!(d.reason.starts_with("predictive"), "{}", d.reason);
     let p90 = d.forecast.as_ref().unwrap().p90;
     let expected = ((p90 / 250.0).ceil() as u32).div_ceil(2).clamp(1, 15);
     let desired = *desired as u32;
-    assert!(desired == expected || (desired > expected && d.reason.contains("scale-in")), "{desired} vs {expected}: {}", d.reason);
+    assert!(
+        desired == expected || (desired > expected && d.reason.contains("scale-in")),
+        "{desired} vs {expected}: {}",
+        d.reason
+    );
     assert!(matches!(&d.target, Target::Nodegroup { nodegroup, .. } if nodegroup == "checkout"));
 
     // The same decisions arrived on Kafka.
@@ -143,10 +173,15 @@ async fn worker_forecasts_plans_and_publishes() {
         .set("auto.offset.reset", "earliest")
         .create()
         .unwrap();
-    consumer.subscribe(&[prescient_contracts::SCALING_DECISIONS_TOPIC]).unwrap();
+    consumer
+        .subscribe(&[prescient_contracts::SCALING_DECISIONS_TOPIC])
+        .unwrap();
     let mut got = vec![];
     while got.len() < 2 {
-        let msg = tokio::time::timeout(Duration::from_secs(20), consumer.recv()).await.expect("message").unwrap();
+        let msg = tokio::time::timeout(Duration::from_secs(20), consumer.recv())
+            .await
+            .expect("message")
+            .unwrap();
         assert_eq!(msg.key(), Some(&b"checkout"[..]));
         got.push(serde_json::from_slice::<ScalingDecision>(msg.payload().unwrap()).unwrap());
     }
@@ -167,7 +202,10 @@ async fn worker_forecasts_plans_and_publishes() {
     insert_minutes(&pool, start, days + 2, days + 3).await;
     let r3 = worker.tick(closed3).await.unwrap();
     assert_eq!((r3.services, r3.decisions), (2, 1), "{r3:?}");
-    let (n,): (i64,) = sqlx::query_as("SELECT count(*) FROM scaling_decisions").fetch_one(&pool).await.unwrap();
+    let (n,): (i64,) = sqlx::query_as("SELECT count(*) FROM scaling_decisions")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
     assert_eq!(n, 3);
     drop(worker);
 
@@ -185,11 +223,13 @@ async fn worker_forecasts_plans_and_publishes() {
     let want = closed3 + TimeDelta::minutes(2);
     let mut mode = None;
     for _ in 0..600 {
-        mode = sqlx::query_scalar::<_, String>("SELECT mode FROM scaling_decisions WHERE issued_at = $1")
-            .bind(want)
-            .fetch_optional(&pool)
-            .await
-            .unwrap();
+        mode = sqlx::query_scalar::<_, String>(
+            "SELECT mode FROM scaling_decisions WHERE issued_at = $1",
+        )
+        .bind(want)
+        .fetch_optional(&pool)
+        .await
+        .unwrap();
         if mode.is_some() {
             break;
         }
@@ -197,5 +237,9 @@ async fn worker_forecasts_plans_and_publishes() {
     }
     assert_eq!(mode.as_deref(), Some(Mode::DryRun.as_str()));
     tx.send(()).unwrap();
-    tokio::time::timeout(Duration::from_secs(30), handle).await.unwrap().unwrap().unwrap();
+    tokio::time::timeout(Duration::from_secs(30), handle)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
 }

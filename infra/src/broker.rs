@@ -25,7 +25,9 @@ pub struct EmbeddedBroker {
 impl EmbeddedBroker {
     /// Starts a cluster of `brokers` brokers on loopback ports.
     pub fn start(brokers: i32) -> Result<Self, BrokerError> {
-        Ok(EmbeddedBroker { cluster: MockCluster::new(brokers)? })
+        Ok(EmbeddedBroker {
+            cluster: MockCluster::new(brokers)?,
+        })
     }
 
     /// The `bootstrap.servers` string clients connect with.

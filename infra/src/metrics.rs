@@ -33,15 +33,23 @@ pub fn render(registry: &Registry) -> String {
 /// runtime until the runtime stops. Returns the bound address (useful with
 /// port 0).
 pub async fn serve(addr: SocketAddr, registry: Registry) -> Result<SocketAddr, MetricsError> {
-    let listener =
-        tokio::net::TcpListener::bind(addr).await.map_err(|source| MetricsError::Bind { addr, source })?;
-    let bound = listener.local_addr().map_err(|source| MetricsError::Bind { addr, source })?;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| MetricsError::Bind { addr, source })?;
+    let bound = listener
+        .local_addr()
+        .map_err(|source| MetricsError::Bind { addr, source })?;
     let app = Router::new()
         .route(
             "/metrics",
             get(move || {
                 let registry = registry.clone();
-                async move { ([(CONTENT_TYPE, "text/plain; version=0.0.4")], render(&registry)) }
+                async move {
+                    (
+                        [(CONTENT_TYPE, "text/plain; version=0.0.4")],
+                        render(&registry),
+                    )
+                }
             }),
         )
         .route("/healthz", get(|| async { "ok\n" }));

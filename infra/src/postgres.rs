@@ -23,7 +23,9 @@ pub enum PgError {
     )]
     NotInstalled,
     /// Running as root without a `postgres` user to run the server as.
-    #[error("running as root, PostgreSQL must run as the `postgres` system user, which does not exist (it comes with `apt-get install -y postgresql`)")]
+    #[error(
+        "running as root, PostgreSQL must run as the `postgres` system user, which does not exist (it comes with `apt-get install -y postgresql`)"
+    )]
     NoPostgresUser,
     /// A file-system step failed.
     #[error("{what}: {source}")]
@@ -56,7 +58,11 @@ fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> PgError {
 pub fn find_bin_dir() -> Result<PathBuf, PgError> {
     if let Some(dir) = std::env::var_os("PG_BIN_DIR") {
         let dir = PathBuf::from(dir);
-        return if dir.join("initdb").exists() { Ok(dir) } else { Err(PgError::NotInstalled) };
+        return if dir.join("initdb").exists() {
+            Ok(dir)
+        } else {
+            Err(PgError::NotInstalled)
+        };
     }
     let mut versions: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
         .map_err(|_| PgError::NotInstalled)?
@@ -68,7 +74,10 @@ pub fn find_bin_dir() -> Result<PathBuf, PgError> {
         })
         .collect();
     versions.sort();
-    versions.pop().map(|(_, bin)| bin).ok_or(PgError::NotInstalled)
+    versions
+        .pop()
+        .map(|(_, bin)| bin)
+        .ok_or(PgError::NotInstalled)
 }
 
 /// uid and gid of the `postgres` user, from /etc/passwd.
@@ -86,7 +95,11 @@ fn is_root() -> bool {
     // The effective uid is readable without libc through /proc.
     std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("Uid:")).map(|l| l.to_string()))
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .map(|l| l.to_string())
+        })
         .and_then(|l| l.split_whitespace().nth(2).map(|uid| uid == "0"))
         .unwrap_or(false)
 }
@@ -109,7 +122,10 @@ pub struct PgOptions {
 
 impl Default for PgOptions {
     fn default() -> Self {
-        PgOptions { fsync: false, database: "prescient".into() }
+        PgOptions {
+            fsync: false,
+            database: "prescient".into(),
+        }
     }
 }
 
@@ -133,29 +149,62 @@ impl PgInstance {
     /// `initdb`, start, and create the database.
     pub async fn start_with(options: PgOptions) -> Result<PgInstance, PgError> {
         let bin = find_bin_dir()?;
-        let run_as = if is_root() { Some(postgres_user()?) } else { None };
-        let dir = tempfile::Builder::new().prefix("prescient-pg-").tempdir().map_err(io("creating a data directory"))?;
+        let run_as = if is_root() {
+            Some(postgres_user()?)
+        } else {
+            None
+        };
+        let dir = tempfile::Builder::new()
+            .prefix("prescient-pg-")
+            .tempdir()
+            .map_err(io("creating a data directory"))?;
         if let Some((uid, gid)) = run_as {
-            chown(dir.path(), Some(uid), Some(gid)).map_err(io("handing the data directory to `postgres`"))?;
+            chown(dir.path(), Some(uid), Some(gid))
+                .map_err(io("handing the data directory to `postgres`"))?;
         }
-        let mut pg = PgInstance { bin, dir, port: free_port()?, run_as, options, running: false };
+        let mut pg = PgInstance {
+            bin,
+            dir,
+            port: free_port()?,
+            run_as,
+            options,
+            running: false,
+        };
         let data = pg.data_dir();
         pg.run(
             "initdb",
-            &["-D", path_str(&data), "-U", "prescient", "--auth=trust", "-E", "UTF8", "--no-sync", "--locale=C"],
+            &[
+                "-D",
+                path_str(&data),
+                "-U",
+                "prescient",
+                "--auth=trust",
+                "-E",
+                "UTF8",
+                "--no-sync",
+                "--locale=C",
+            ],
         )?;
         pg.start_server()?;
         let admin = format!("postgres://prescient@127.0.0.1:{}/postgres", pg.port);
         let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&admin).await?;
-        let create = format!("CREATE DATABASE \"{}\"", pg.options.database.replace('"', ""));
-        sqlx::query(sqlx::AssertSqlSafe(create)).execute(&mut conn).await?;
+        let create = format!(
+            "CREATE DATABASE \"{}\"",
+            pg.options.database.replace('"', "")
+        );
+        sqlx::query(sqlx::AssertSqlSafe(create))
+            .execute(&mut conn)
+            .await?;
         tracing::info!(url = %pg.url(), data = %pg.dir.path().display(), "private PostgreSQL started");
         Ok(pg)
     }
 
     /// URL of the database, e.g. `postgres://prescient@127.0.0.1:PORT/prescient`.
     pub fn url(&self) -> String {
-        format!("postgres://prescient@127.0.0.1:{}/{}", self.port, self.options.database)
+        format!(
+            "postgres://prescient@127.0.0.1:{}/{}",
+            self.port, self.options.database
+        )
     }
 
     /// The TCP port the server listens on.
@@ -168,7 +217,10 @@ impl PgInstance {
     pub fn stop(&mut self) -> Result<(), PgError> {
         if self.running {
             let data = self.data_dir();
-            self.run("pg_ctl", &["-D", path_str(&data), "-m", "fast", "-w", "stop"])?;
+            self.run(
+                "pg_ctl",
+                &["-D", path_str(&data), "-m", "fast", "-w", "stop"],
+            )?;
             self.running = false;
         }
         Ok(())
@@ -197,11 +249,27 @@ impl PgInstance {
             if self.options.fsync { "on" } else { "off" },
             if self.options.fsync { "on" } else { "off" },
         );
-        let result =
-            self.run("pg_ctl", &["-D", path_str(&data), "-l", path_str(&log), "-o", &opts, "-w", "-t", "60", "start"]);
+        let result = self.run(
+            "pg_ctl",
+            &[
+                "-D",
+                path_str(&data),
+                "-l",
+                path_str(&log),
+                "-o",
+                &opts,
+                "-w",
+                "-t",
+                "60",
+                "start",
+            ],
+        );
         if let Err(PgError::Command { command, output }) = result {
             let server_log = std::fs::read_to_string(&log).unwrap_or_default();
-            return Err(PgError::Command { command, output: format!("{output}\nserver log:\n{server_log}") });
+            return Err(PgError::Command {
+                command,
+                output: format!("{output}\nserver log:\n{server_log}"),
+            });
         }
         self.running = true;
         Ok(())
@@ -218,7 +286,11 @@ impl PgInstance {
         if !out.status.success() {
             return Err(PgError::Command {
                 command,
-                output: format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)),
+                output: format!(
+                    "{}{}",
+                    String::from_utf8_lossy(&out.stdout),
+                    String::from_utf8_lossy(&out.stderr)
+                ),
             });
         }
         Ok(out)
@@ -233,7 +305,10 @@ impl Drop for PgInstance {
     fn drop(&mut self) {
         if self.running {
             let data = self.data_dir();
-            let _ = self.run("pg_ctl", &["-D", path_str(&data), "-m", "immediate", "-w", "stop"]);
+            let _ = self.run(
+                "pg_ctl",
+                &["-D", path_str(&data), "-m", "immediate", "-w", "stop"],
+            );
         }
     }
 }
@@ -244,19 +319,36 @@ mod tests {
 
     #[tokio::test]
     async fn starts_stops_and_restarts_a_private_server() {
-        let mut pg = PgInstance::start().await.expect("private PostgreSQL (apt-get install -y postgresql)");
+        let mut pg = PgInstance::start()
+            .await
+            .expect("private PostgreSQL (apt-get install -y postgresql)");
         let pool = sqlx::PgPool::connect(&pg.url()).await.unwrap();
-        let one: i32 = sqlx::query_scalar("SELECT 1").fetch_one(&pool).await.unwrap();
+        let one: i32 = sqlx::query_scalar("SELECT 1")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
         assert_eq!(one, 1);
         crate::migrate::run(&pool).await.unwrap();
-        sqlx::query("CREATE TABLE t (x int)").execute(&pool).await.unwrap();
-        sqlx::query("INSERT INTO t VALUES (7)").execute(&pool).await.unwrap();
+        sqlx::query("CREATE TABLE t (x int)")
+            .execute(&pool)
+            .await
+            .unwrap();
+        sqlx::query("INSERT INTO t VALUES (7)")
+            .execute(&pool)
+            .await
+            .unwrap();
         pool.close().await;
         pg.stop().unwrap();
-        assert!(sqlx::PgPool::connect(&pg.url()).await.is_err(), "server should be down");
+        assert!(
+            sqlx::PgPool::connect(&pg.url()).await.is_err(),
+            "server should be down"
+        );
         pg.restart().unwrap();
         let pool = sqlx::PgPool::connect(&pg.url()).await.unwrap();
-        let x: i32 = sqlx::query_scalar("SELECT x FROM t").fetch_one(&pool).await.unwrap();
+        let x: i32 = sqlx::query_scalar("SELECT x FROM t")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
         assert_eq!(x, 7, "data survives a stop and restart");
     }
 }

@@ -28,7 +28,10 @@ pub fn prescient() -> Command {
 }
 
 /// Window rules every test uses: 1-minute buckets, 2 minutes of lateness.
-pub const WINDOWS: Windows = Windows { bucket_ms: 60_000, lateness_ms: 120_000 };
+pub const WINDOWS: Windows = Windows {
+    bucket_ms: 60_000,
+    lateness_ms: 120_000,
+};
 /// Default `--max-future`.
 pub const MAX_FUTURE_MS: i64 = 3_600_000;
 
@@ -47,10 +50,20 @@ impl Broker {
         for (t, p) in topics {
             cmd.arg("--topic").arg(format!("{t}:{p}"));
         }
-        let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::null()).spawn().expect("start prescient broker");
+        let mut child = cmd
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start prescient broker");
         let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).expect("broker prints its address");
-        let bootstrap = line.trim().strip_prefix("bootstrap=").expect("bootstrap= line").to_string();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .expect("broker prints its address");
+        let bootstrap = line
+            .trim()
+            .strip_prefix("bootstrap=")
+            .expect("bootstrap= line")
+            .to_string();
         Broker { child, bootstrap }
     }
 }
@@ -64,7 +77,9 @@ impl Drop for Broker {
 
 /// A private PostgreSQL for one test.
 pub async fn postgres() -> PgInstance {
-    PgInstance::start().await.expect("private PostgreSQL: install it with `apt-get install -y postgresql`")
+    PgInstance::start()
+        .await
+        .expect("private PostgreSQL: install it with `apt-get install -y postgresql`")
 }
 
 /// One record to produce, with its partition and Kafka timestamp.
@@ -90,7 +105,10 @@ pub fn produce(bootstrap: &str, topic: &str, records: &[TestRecord]) {
         .create()
         .unwrap();
     for r in records {
-        let mut rec = BaseRecord::<[u8], [u8]>::to(topic).partition(r.partition).key(&r.key).timestamp(r.kafka_ts);
+        let mut rec = BaseRecord::<[u8], [u8]>::to(topic)
+            .partition(r.partition)
+            .key(&r.key)
+            .timestamp(r.kafka_ts);
         if let Some(p) = &r.payload {
             rec = rec.payload(p);
         }
@@ -105,7 +123,9 @@ pub fn produce(bootstrap: &str, topic: &str, records: &[TestRecord]) {
             }
         }
     }
-    producer.flush(Duration::from_secs(60)).expect("flush test records");
+    producer
+        .flush(Duration::from_secs(60))
+        .expect("flush test records");
 }
 
 /// Start of the test stream's virtual clock: 2026-01-01T00:00:00Z.
@@ -207,7 +227,10 @@ pub fn reference(records: &[TestRecord]) -> (Rows, BTreeMap<(i32, i64), Reason>)
     let mut services: BTreeMap<(String, i64), Acc> = BTreeMap::new();
     let mut rejected = BTreeMap::new();
     for r in records {
-        let offset = *next_offset.entry(r.partition).and_modify(|o| *o += 1).or_insert(0);
+        let offset = *next_offset
+            .entry(r.partition)
+            .and_modify(|o| *o += 1)
+            .or_insert(0);
         let payload = r.payload.clone().unwrap_or_default();
         let e = match parse_event(&payload) {
             Ok(e) => e,
@@ -229,7 +252,12 @@ pub fn reference(records: &[TestRecord]) -> (Rows, BTreeMap<(i32, i64), Reason>)
         watermark.insert(r.partition, wm.unwrap_or(i64::MIN).max(e.ts_ms));
         for acc in [
             metrics
-                .entry((e.tenant.to_string(), e.service.to_string(), e.endpoint.to_string(), start))
+                .entry((
+                    e.tenant.to_string(),
+                    e.service.to_string(),
+                    e.endpoint.to_string(),
+                    start,
+                ))
                 .or_default(),
             services.entry((e.service.to_string(), start)).or_default(),
         ] {
@@ -253,7 +281,18 @@ pub fn reference(records: &[TestRecord]) -> (Rows, BTreeMap<(i32, i64), Reason>)
 /// The rows in the database.
 pub async fn actual_rows(url: &str) -> Rows {
     let pool = sqlx::PgPool::connect(url).await.unwrap();
-    type M = (String, String, String, i64, i64, i64, Option<f64>, Option<f64>, Option<f64>, i64);
+    type M = (
+        String,
+        String,
+        String,
+        i64,
+        i64,
+        i64,
+        Option<f64>,
+        Option<f64>,
+        Option<f64>,
+        i64,
+    );
     let m: Vec<M> = sqlx::query_as(
         "SELECT tenant, service, endpoint, (extract(epoch from minute) * 1000)::int8, requests, errors,
                 latency_p50_ms, latency_p95_ms, latency_p99_ms, active_users FROM metrics_minute",
@@ -261,7 +300,16 @@ pub async fn actual_rows(url: &str) -> Rows {
     .fetch_all(&pool)
     .await
     .unwrap();
-    type S = (String, i64, i64, i64, Option<f64>, Option<f64>, Option<f64>, i64);
+    type S = (
+        String,
+        i64,
+        i64,
+        i64,
+        Option<f64>,
+        Option<f64>,
+        Option<f64>,
+        i64,
+    );
     let s: Vec<S> = sqlx::query_as(
         "SELECT service, (extract(epoch from minute) * 1000)::int8, requests, errors,
                 latency_p50_ms, latency_p95_ms, latency_p99_ms, active_users FROM service_minute",
@@ -274,12 +322,30 @@ pub async fn actual_rows(url: &str) -> Rows {
         metrics: m
             .into_iter()
             .map(|(t, s, e, m, r, er, a, b, c, u)| {
-                ((t, s, e, m), Row { requests: r, errors: er, latency: [a, b, c], active_users: u })
+                (
+                    (t, s, e, m),
+                    Row {
+                        requests: r,
+                        errors: er,
+                        latency: [a, b, c],
+                        active_users: u,
+                    },
+                )
             })
             .collect(),
         services: s
             .into_iter()
-            .map(|(s, m, r, er, a, b, c, u)| ((s, m), Row { requests: r, errors: er, latency: [a, b, c], active_users: u }))
+            .map(|(s, m, r, er, a, b, c, u)| {
+                (
+                    (s, m),
+                    Row {
+                        requests: r,
+                        errors: er,
+                        latency: [a, b, c],
+                        active_users: u,
+                    },
+                )
+            })
             .collect(),
     }
 }
@@ -289,18 +355,32 @@ pub fn assert_rows_eq(actual: &Rows, expected: &Rows) {
     let mut problems = Vec::new();
     for (k, v) in &expected.metrics {
         if actual.metrics.get(k) != Some(v) {
-            problems.push(format!("metrics {k:?}: expected {v:?}, got {:?}", actual.metrics.get(k)));
+            problems.push(format!(
+                "metrics {k:?}: expected {v:?}, got {:?}",
+                actual.metrics.get(k)
+            ));
         }
     }
-    for k in actual.metrics.keys().filter(|k| !expected.metrics.contains_key(*k)) {
+    for k in actual
+        .metrics
+        .keys()
+        .filter(|k| !expected.metrics.contains_key(*k))
+    {
         problems.push(format!("metrics {k:?}: unexpected row"));
     }
     for (k, v) in &expected.services {
         if actual.services.get(k) != Some(v) {
-            problems.push(format!("service {k:?}: expected {v:?}, got {:?}", actual.services.get(k)));
+            problems.push(format!(
+                "service {k:?}: expected {v:?}, got {:?}",
+                actual.services.get(k)
+            ));
         }
     }
-    for k in actual.services.keys().filter(|k| !expected.services.contains_key(*k)) {
+    for k in actual
+        .services
+        .keys()
+        .filter(|k| !expected.services.contains_key(*k))
+    {
         problems.push(format!("service {k:?}: unexpected row"));
     }
     assert!(
@@ -335,7 +415,8 @@ pub fn dead_letters(bootstrap: &str) -> Vec<DeadLetter> {
         .create()
         .unwrap();
     let mut tpl = TopicPartitionList::new();
-    tpl.add_partition_offset(prescient_contracts::DEAD_LETTER_TOPIC, 0, Offset::Beginning).unwrap();
+    tpl.add_partition_offset(prescient_contracts::DEAD_LETTER_TOPIC, 0, Offset::Beginning)
+        .unwrap();
     consumer.assign(&tpl).unwrap();
     let mut out = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -369,7 +450,16 @@ pub fn dead_letters(bootstrap: &str) -> Vec<DeadLetter> {
 pub fn dataflow(bootstrap: &str, url: &str) -> Command {
     let mut cmd = prescient();
     cmd.args(["dataflow", "--brokers", bootstrap, "--database-url", url])
-        .args(["--bucket", "1m", "--lateness", "2m", "--idle-timeout", "1h", "--tick", "50ms"])
+        .args([
+            "--bucket",
+            "1m",
+            "--lateness",
+            "2m",
+            "--idle-timeout",
+            "1h",
+            "--tick",
+            "50ms",
+        ])
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null());
     cmd
@@ -394,12 +484,18 @@ pub fn run_to_end(cmd: &mut Command, limit: Duration) {
 
 /// Distinct (partition, offset) → reason of dead letters.
 pub fn dead_letter_set(letters: &[DeadLetter]) -> BTreeMap<(i32, i64), String> {
-    letters.iter().map(|d| ((d.partition, d.offset), d.reason.clone())).collect()
+    letters
+        .iter()
+        .map(|d| ((d.partition, d.offset), d.reason.clone()))
+        .collect()
 }
 
 /// Expected dead letters as (partition, offset) → reason label.
 pub fn labels(rejected: &BTreeMap<(i32, i64), Reason>) -> BTreeMap<(i32, i64), String> {
-    rejected.iter().map(|(k, r)| (*k, r.as_str().to_string())).collect()
+    rejected
+        .iter()
+        .map(|(k, r)| (*k, r.as_str().to_string()))
+        .collect()
 }
 
 /// Reasons present.

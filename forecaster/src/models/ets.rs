@@ -44,12 +44,24 @@ struct State {
 impl State {
     fn init(y: &[f64], m: usize) -> State {
         if m <= 1 {
-            return State { level: y[0], trend: 0.0, season: vec![0.0], phase: 0 };
+            return State {
+                level: y[0],
+                trend: 0.0,
+                season: vec![0.0],
+                phase: 0,
+            };
         }
         let mean1 = y[..m].iter().sum::<f64>() / m as f64;
         let mean2 = y[m..2 * m].iter().sum::<f64>() / m as f64;
-        let season = (0..m).map(|i| (y[i] - mean1 + y[m + i] - mean2) / 2.0).collect();
-        State { level: mean1, trend: (mean2 - mean1) / m as f64 / 4.0, season, phase: 0 }
+        let season = (0..m)
+            .map(|i| (y[i] - mean1 + y[m + i] - mean2) / 2.0)
+            .collect();
+        State {
+            level: mean1,
+            trend: (mean2 - mean1) / m as f64 / 4.0,
+            season,
+            phase: 0,
+        }
     }
 
     #[inline]
@@ -97,7 +109,12 @@ impl Ets {
             period: period.max(1),
             fit_window: fit_window.max(8),
             fit_horizon: fit_horizon.max(1),
-            params: EtsParams { alpha: 0.3, beta: 0.0, gamma: 0.05, phi: 0.9 },
+            params: EtsParams {
+                alpha: 0.3,
+                beta: 0.0,
+                gamma: 0.05,
+                phi: 0.9,
+            },
             seasonal: false,
             season_len: 1,
             state: None,
@@ -118,9 +135,19 @@ impl Ets {
 
     /// Runs the filter over `y`, scoring points from index `score_from` on
     /// (at least past the two seasons used for initialisation).
-    fn run(y: &[f64], m: usize, p: &EtsParams, seasonal: bool, hz: usize, score_from: usize, give_up: f64) -> (f64, State) {
+    fn run(
+        y: &[f64],
+        m: usize,
+        p: &EtsParams,
+        seasonal: bool,
+        hz: usize,
+        score_from: usize,
+        give_up: f64,
+    ) -> (f64, State) {
         let mut st = State::init(y, m);
-        let skip = if seasonal { 2 * m } else { 1 }.max(score_from).min(y.len());
+        let skip = if seasonal { 2 * m } else { 1 }
+            .max(score_from)
+            .min(y.len());
         // Warm the state on the initialisation span, then score the rest.
         for &v in &y[..skip] {
             st.update(v, p, seasonal);
@@ -156,7 +183,11 @@ impl PointModel for Ets {
 
     fn fit(&mut self, history: &[f64]) -> Result<(), ModelError> {
         if history.len() < 4 {
-            return Err(ModelError::TooShort { model: "ets", got: history.len(), need: 4 });
+            return Err(ModelError::TooShort {
+                model: "ets",
+                got: history.len(),
+                need: 4,
+            });
         }
         // Candidate seasons: the daily one, and the weekly one once three
         // weeks of history exist; both scored on the same final span.
@@ -165,7 +196,10 @@ impl PointModel for Ets {
         if self.period > 1 && history.len() >= 3 * weekly {
             seasons.push(weekly);
         }
-        let window = self.fit_window.max(3 * self.period).max(seasons.first().map_or(0, |w| 3 * w));
+        let window = self
+            .fit_window
+            .max(3 * self.period)
+            .max(seasons.first().map_or(0, |w| 3 * w));
         let y = &history[history.len().saturating_sub(window)..];
         if self.period > 1 && y.len() >= 3 * self.period {
             seasons.push(self.period);
@@ -173,7 +207,11 @@ impl PointModel for Ets {
         if seasons.is_empty() {
             seasons.push(1);
         }
-        let score_from = seasons.iter().map(|m| if *m > 1 { 2 * m } else { 1 }).max().unwrap_or(1);
+        let score_from = seasons
+            .iter()
+            .map(|m| if *m > 1 { 2 * m } else { 1 })
+            .max()
+            .unwrap_or(1);
         let hz = self.fit_horizon.min(y.len() / 4).max(1);
         let mut best = (f64::INFINITY, self.params, 1);
         for &m in &seasons {
@@ -183,7 +221,12 @@ impl PointModel for Ets {
                 for &beta in &BETAS {
                     for &gamma in gammas {
                         for &phi in &PHIS {
-                            let p = EtsParams { alpha, beta, gamma, phi };
+                            let p = EtsParams {
+                                alpha,
+                                beta,
+                                gamma,
+                                phi,
+                            };
                             let (sse, _) = Self::run(y, m, &p, seasonal, hz, score_from, best.0);
                             if sse < best.0 {
                                 best = (sse, p, m);
@@ -197,7 +240,15 @@ impl PointModel for Ets {
         self.params = params;
         self.seasonal = m > 1;
         self.season_len = m;
-        let (_, st) = Self::run(y, m, &self.params, self.seasonal, hz, score_from, f64::INFINITY);
+        let (_, st) = Self::run(
+            y,
+            m,
+            &self.params,
+            self.seasonal,
+            hz,
+            score_from,
+            f64::INFINITY,
+        );
         self.state = Some(st);
         Ok(())
     }
@@ -209,7 +260,9 @@ impl PointModel for Ets {
     }
 
     fn forecast(&self, horizon: usize) -> Vec<f64> {
-        let Some(st) = &self.state else { return vec![0.0; horizon] };
+        let Some(st) = &self.state else {
+            return vec![0.0; horizon];
+        };
         let m = st.season.len();
         let mut damp = 0.0;
         let mut pow = 1.0;
@@ -234,8 +287,9 @@ mod tests {
     #[test]
     fn recovers_a_clean_seasonal_pattern() {
         let m = 12;
-        let y: Vec<f64> =
-            (0..m * 10).map(|t| 100.0 + 20.0 * ((t % m) as f64 / m as f64 * std::f64::consts::TAU).sin()).collect();
+        let y: Vec<f64> = (0..m * 10)
+            .map(|t| 100.0 + 20.0 * ((t % m) as f64 / m as f64 * std::f64::consts::TAU).sin())
+            .collect();
         let mut e = Ets::new(m, 10_000, 3);
         e.fit(&y).unwrap();
         assert!(e.is_seasonal());

@@ -139,7 +139,13 @@ impl Lstm {
         let xs = (0..w).map(|s| self.z(get(w - s)) - last).collect();
         let m = self.period;
         let seas = (1..=self.horizon)
-            .map(|h| if self.use_season { self.z(get(m * h.div_ceil(m) - h + 1)) - last } else { 0.0 })
+            .map(|h| {
+                if self.use_season {
+                    self.z(get(m * h.div_ceil(m) - h + 1)) - last
+                } else {
+                    0.0
+                }
+            })
             .collect();
         (xs, seas, last)
     }
@@ -168,13 +174,21 @@ impl Lstm {
         let (w, hz) = (self.config.window, self.horizon);
         let need = w + hz + 8;
         if history.len() < need {
-            return Err(ModelError::TooShort { model: "lstm", got: history.len(), need });
+            return Err(ModelError::TooShort {
+                model: "lstm",
+                got: history.len(),
+                need,
+            });
         }
         // Origins t (last observed index) with a full window, season and targets.
         let first = (w - 1).max(if self.use_season { self.period - 1 } else { 0 });
         let last = history.len() - 1 - hz;
         if last < first {
-            return Err(ModelError::TooShort { model: "lstm", got: history.len(), need: first + hz + 1 });
+            return Err(ModelError::TooShort {
+                model: "lstm",
+                got: history.len(),
+                need: first + hz + 1,
+            });
         }
         for t in last.saturating_sub(self.config.max_samples - 1).max(first)..=last {
             let (x, s, l) = self.features(|back| history[t + 1 - back]);
@@ -214,9 +228,18 @@ impl Lstm {
         let c = &self.config;
         let (w, hd, hz) = (c.window, c.hidden, self.horizon);
         let warm = self.weights.is_some();
-        let Samples { xs, seas, ys, n: ns } = samples;
+        let Samples {
+            xs,
+            seas,
+            ys,
+            n: ns,
+        } = samples;
         if ns == 0 {
-            return Err(ModelError::TooShort { model: "lstm", got: 0, need: 1 });
+            return Err(ModelError::TooShort {
+                model: "lstm",
+                got: 0,
+                need: 1,
+            });
         }
         let dev = device();
         let mut rng = StdRng::seed_from_u64(c.seed);
@@ -232,9 +255,21 @@ impl Lstm {
         let b = var(&init.b, &[4 * hd])?;
         let wout = var(&init.wout, &[hd + hz, hz])?;
         let bout = var(&init.bout, &[hz])?;
-        let params = ParamsAdamW { lr: c.learning_rate, weight_decay: 1e-4, ..Default::default() };
-        let mut opt =
-            AdamW::new(vec![wih.clone(), whh.clone(), b.clone(), wout.clone(), bout.clone()], params)?;
+        let params = ParamsAdamW {
+            lr: c.learning_rate,
+            weight_decay: 1e-4,
+            ..Default::default()
+        };
+        let mut opt = AdamW::new(
+            vec![
+                wih.clone(),
+                whh.clone(),
+                b.clone(),
+                wout.clone(),
+                bout.clone(),
+            ],
+            params,
+        )?;
         let x_all = Tensor::from_vec(xs, (ns, w), &dev)?;
         let s_all = Tensor::from_vec(seas, (ns, hz), &dev)?;
         let y_all = Tensor::from_vec(ys, (ns, hz), &dev)?;
@@ -253,8 +288,10 @@ impl Lstm {
                 let mut cell = Tensor::zeros((bsz, hd), DType::F32, &dev)?;
                 for step in 0..w {
                     let xt = x.narrow(1, step, 1)?;
-                    let gates =
-                        xt.matmul(wih.as_tensor())?.add(&h.matmul(whh.as_tensor())?)?.broadcast_add(b.as_tensor())?;
+                    let gates = xt
+                        .matmul(wih.as_tensor())?
+                        .add(&h.matmul(whh.as_tensor())?)?
+                        .broadcast_add(b.as_tensor())?;
                     let i = candle_nn::ops::sigmoid(&gates.narrow(1, 0, hd)?)?;
                     let f = candle_nn::ops::sigmoid(&gates.narrow(1, hd, hd)?)?;
                     let g = gates.narrow(1, 2 * hd, hd)?.tanh()?;
@@ -263,14 +300,18 @@ impl Lstm {
                     h = o.mul(&cell.tanh()?)?;
                 }
                 let feat = Tensor::cat(&[&h, &s], 1)?;
-                let out = feat.matmul(wout.as_tensor())?.broadcast_add(bout.as_tensor())?;
+                let out = feat
+                    .matmul(wout.as_tensor())?
+                    .broadcast_add(bout.as_tensor())?;
                 let loss = out.sub(&y)?.sqr()?.mean_all()?;
                 opt.backward_step(&loss)?;
                 total += f64::from(loss.to_scalar::<f32>()?) * bsz as f64;
             }
             self.last_loss = total / ns as f64;
         }
-        let get = |v: &Var| -> Result<Vec<f32>, ModelError> { Ok(v.as_tensor().flatten_all()?.to_vec1()?) };
+        let get = |v: &Var| -> Result<Vec<f32>, ModelError> {
+            Ok(v.as_tensor().flatten_all()?.to_vec1()?)
+        };
         self.weights = Some(Weights {
             wih: get(&wih)?,
             whh: get(&whh)?,
@@ -320,7 +361,10 @@ impl Lstm {
 
     /// Saves the trained model as safetensors.
     pub fn save_safetensors(&self, path: &Path) -> Result<(), ModelError> {
-        let wt = self.weights.as_ref().ok_or_else(|| ModelError::Mismatch("not trained".into()))?;
+        let wt = self
+            .weights
+            .as_ref()
+            .ok_or_else(|| ModelError::Mismatch("not trained".into()))?;
         let dev = Device::Cpu;
         let meta = [
             self.config.window as f32,
@@ -330,13 +374,34 @@ impl Lstm {
             f32::from(u8::from(self.use_season)),
         ];
         let mut map = HashMap::new();
-        map.insert("wih".to_string(), Tensor::from_slice(&wt.wih, wt.wih.len(), &dev)?);
-        map.insert("whh".to_string(), Tensor::from_slice(&wt.whh, wt.whh.len(), &dev)?);
-        map.insert("b".to_string(), Tensor::from_slice(&wt.b, wt.b.len(), &dev)?);
-        map.insert("wout".to_string(), Tensor::from_slice(&wt.wout, wt.wout.len(), &dev)?);
-        map.insert("bout".to_string(), Tensor::from_slice(&wt.bout, wt.bout.len(), &dev)?);
-        map.insert("norm".to_string(), Tensor::from_slice(&[self.mean, self.std], 2, &dev)?);
-        map.insert("meta".to_string(), Tensor::from_slice(&meta, meta.len(), &dev)?);
+        map.insert(
+            "wih".to_string(),
+            Tensor::from_slice(&wt.wih, wt.wih.len(), &dev)?,
+        );
+        map.insert(
+            "whh".to_string(),
+            Tensor::from_slice(&wt.whh, wt.whh.len(), &dev)?,
+        );
+        map.insert(
+            "b".to_string(),
+            Tensor::from_slice(&wt.b, wt.b.len(), &dev)?,
+        );
+        map.insert(
+            "wout".to_string(),
+            Tensor::from_slice(&wt.wout, wt.wout.len(), &dev)?,
+        );
+        map.insert(
+            "bout".to_string(),
+            Tensor::from_slice(&wt.bout, wt.bout.len(), &dev)?,
+        );
+        map.insert(
+            "norm".to_string(),
+            Tensor::from_slice(&[self.mean, self.std], 2, &dev)?,
+        );
+        map.insert(
+            "meta".to_string(),
+            Tensor::from_slice(&meta, meta.len(), &dev)?,
+        );
         candle_core::safetensors::save(&map, path)?;
         Ok(())
     }
@@ -347,12 +412,21 @@ impl Lstm {
     pub fn load_safetensors(&mut self, path: &Path) -> Result<(), ModelError> {
         let map = candle_core::safetensors::load(path, &Device::Cpu)?;
         let get = |k: &str| -> Result<Tensor, ModelError> {
-            map.get(k).cloned().ok_or_else(|| ModelError::Mismatch(format!("missing tensor {k}")))
+            map.get(k)
+                .cloned()
+                .ok_or_else(|| ModelError::Mismatch(format!("missing tensor {k}")))
         };
         let meta: Vec<f32> = get("meta")?.to_vec1()?;
-        let want = [self.config.window, self.config.hidden, self.horizon, self.period];
+        let want = [
+            self.config.window,
+            self.config.hidden,
+            self.horizon,
+            self.period,
+        ];
         if meta.len() != 5 || meta[..4].iter().zip(want).any(|(a, b)| *a as usize != b) {
-            return Err(ModelError::Mismatch(format!("saved {meta:?}, want {want:?}")));
+            return Err(ModelError::Mismatch(format!(
+                "saved {meta:?}, want {want:?}"
+            )));
         }
         let norm: Vec<f64> = get("norm")?.to_vec1()?;
         self.mean = norm[0];
@@ -400,7 +474,9 @@ fn device() -> Device {
 
 fn init_weights(rng: &mut StdRng, hd: usize, hz: usize) -> Weights {
     let mut uni = |n: usize, scale: f32| -> Vec<f32> {
-        (0..n).map(|_| (rng.random::<f32>() * 2.0 - 1.0) * scale).collect()
+        (0..n)
+            .map(|_| (rng.random::<f32>() * 2.0 - 1.0) * scale)
+            .collect()
     };
     let k = 1.0 / (hd as f32).sqrt();
     let wih = uni(4 * hd, k);
@@ -413,7 +489,13 @@ fn init_weights(rng: &mut StdRng, hd: usize, hz: usize) -> Weights {
     for j in 0..hz {
         wout[(hd + j) * hz + j] += 0.5; // start halfway to seasonal naive
     }
-    Weights { wih, whh, b, wout, bout: vec![0.0; hz] }
+    Weights {
+        wih,
+        whh,
+        b,
+        wout,
+        bout: vec![0.0; hz],
+    }
 }
 
 impl PointModel for Lstm {
@@ -432,9 +514,16 @@ impl PointModel for Lstm {
     }
 
     fn forecast(&self, horizon: usize) -> Vec<f64> {
-        let need = self.config.window.max(if self.use_season { self.period } else { 1 });
+        let need = self
+            .config
+            .window
+            .max(if self.use_season { self.period } else { 1 });
         let (Some(wt), true) = (&self.weights, self.recent.len() >= need) else {
-            let last = if self.recent.is_empty() { 0.0 } else { self.recent.ago(1) };
+            let last = if self.recent.is_empty() {
+                0.0
+            } else {
+                self.recent.ago(1)
+            };
             return vec![last; horizon];
         };
         let (xs, seas, last) = self.features(|back| self.recent.ago(back));
@@ -470,11 +559,21 @@ mod tests {
     use super::*;
 
     fn tiny() -> LstmConfig {
-        LstmConfig { window: 8, hidden: 6, epochs: 8, finetune_epochs: 2, batch: 32, max_samples: 256, ..Default::default() }
+        LstmConfig {
+            window: 8,
+            hidden: 6,
+            epochs: 8,
+            finetune_epochs: 2,
+            batch: 32,
+            max_samples: 256,
+            ..Default::default()
+        }
     }
 
     fn wave(n: usize) -> Vec<f64> {
-        (0..n).map(|t| 50.0 + 10.0 * (t as f64 * std::f64::consts::TAU / 24.0).sin()).collect()
+        (0..n)
+            .map(|t| 50.0 + 10.0 * (t as f64 * std::f64::consts::TAU / 24.0).sin())
+            .collect()
     }
 
     #[test]
@@ -489,19 +588,35 @@ mod tests {
         let dev = Device::Cpu;
         let (hd, hz) = (6, 4);
         let t = |v: &[f32], s: &[usize]| Tensor::from_slice(v, s, &dev).unwrap();
-        let (wih, whh, b) = (t(&wt.wih, &[1, 4 * hd]), t(&wt.whh, &[hd, 4 * hd]), t(&wt.b, &[4 * hd]));
+        let (wih, whh, b) = (
+            t(&wt.wih, &[1, 4 * hd]),
+            t(&wt.whh, &[hd, 4 * hd]),
+            t(&wt.b, &[4 * hd]),
+        );
         let mut h = Tensor::zeros((1, hd), DType::F32, &dev).unwrap();
         let mut c = h.clone();
         for x in &xs {
-            let g = t(&[*x], &[1, 1]).matmul(&wih).unwrap().add(&h.matmul(&whh).unwrap()).unwrap();
+            let g = t(&[*x], &[1, 1])
+                .matmul(&wih)
+                .unwrap()
+                .add(&h.matmul(&whh).unwrap())
+                .unwrap();
             let g = g.broadcast_add(&b).unwrap();
             let sg = |a: usize| candle_nn::ops::sigmoid(&g.narrow(1, a * hd, hd).unwrap()).unwrap();
             let gg = g.narrow(1, 2 * hd, hd).unwrap().tanh().unwrap();
-            c = sg(1).mul(&c).unwrap().add(&sg(0).mul(&gg).unwrap()).unwrap();
+            c = sg(1)
+                .mul(&c)
+                .unwrap()
+                .add(&sg(0).mul(&gg).unwrap())
+                .unwrap();
             h = sg(3).mul(&c.tanh().unwrap()).unwrap();
         }
         let feat = Tensor::cat(&[&h, &t(&seas, &[1, hz])], 1).unwrap();
-        let out = feat.matmul(&t(&wt.wout, &[hd + hz, hz])).unwrap().broadcast_add(&t(&wt.bout, &[hz])).unwrap();
+        let out = feat
+            .matmul(&t(&wt.wout, &[hd + hz, hz]))
+            .unwrap()
+            .broadcast_add(&t(&wt.bout, &[hz]))
+            .unwrap();
         let theirs: Vec<f32> = out.flatten_all().unwrap().to_vec1().unwrap();
         for (a, b) in ours.iter().zip(&theirs) {
             assert!((a - b).abs() < 1e-4, "{ours:?} vs {theirs:?}");
@@ -528,6 +643,9 @@ mod tests {
         }
         assert_eq!(back.forecast(4), f);
         let mut wrong = Lstm::new(tiny(), 5, 24);
-        assert!(matches!(wrong.load_safetensors(&p), Err(ModelError::Mismatch(_))));
+        assert!(matches!(
+            wrong.load_safetensors(&p),
+            Err(ModelError::Mismatch(_))
+        ));
     }
 }

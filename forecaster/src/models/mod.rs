@@ -91,7 +91,11 @@ pub struct Recent {
 impl Recent {
     /// An empty buffer keeping at most `cap` values.
     pub fn new(cap: usize) -> Self {
-        Recent { buf: Vec::with_capacity(cap.min(1 << 16)), cap: cap.max(1), head: 0 }
+        Recent {
+            buf: Vec::with_capacity(cap.min(1 << 16)),
+            cap: cap.max(1),
+            head: 0,
+        }
     }
     /// Keeps the last `cap` values of `history`.
     pub fn from_history(cap: usize, history: &[f64]) -> Self {

@@ -13,7 +13,11 @@ impl PointModel for Naive {
         "naive"
     }
     fn fit(&mut self, history: &[f64]) -> Result<(), ModelError> {
-        self.last = *history.last().ok_or(ModelError::TooShort { model: "naive", got: 0, need: 1 })?;
+        self.last = *history.last().ok_or(ModelError::TooShort {
+            model: "naive",
+            got: 0,
+            need: 1,
+        })?;
         Ok(())
     }
     fn observe(&mut self, y: f64) {
@@ -39,7 +43,11 @@ impl SeasonalNaive {
     /// A seasonal naive model with the given name and season length in points.
     pub fn new(name: &'static str, period: usize) -> Self {
         let period = period.max(1);
-        SeasonalNaive { name, period, recent: Recent::new(period) }
+        SeasonalNaive {
+            name,
+            period,
+            recent: Recent::new(period),
+        }
     }
     /// Daily seasonal naive for `points_per_day`.
     pub fn daily(points_per_day: usize) -> Self {
@@ -61,7 +69,11 @@ impl PointModel for SeasonalNaive {
     }
     fn fit(&mut self, history: &[f64]) -> Result<(), ModelError> {
         if history.len() < self.period {
-            return Err(ModelError::TooShort { model: self.name, got: history.len(), need: self.period });
+            return Err(ModelError::TooShort {
+                model: self.name,
+                got: history.len(),
+                need: self.period,
+            });
         }
         self.recent = Recent::from_history(self.period, history);
         Ok(())

@@ -32,8 +32,13 @@ pub struct Config {
 
 /// Outcomes notified by default: everything but `unchanged` and
 /// `skipped-superseded`, which are routine.
-pub const DEFAULT_OUTCOMES: [Outcome; 5] =
-    [Outcome::Applied, Outcome::Clamped, Outcome::SkippedStale, Outcome::DryRun, Outcome::Failed];
+pub const DEFAULT_OUTCOMES: [Outcome; 5] = [
+    Outcome::Applied,
+    Outcome::Clamped,
+    Outcome::SkippedStale,
+    Outcome::DryRun,
+    Outcome::Failed,
+];
 
 impl Default for Config {
     fn default() -> Self {
@@ -74,11 +79,14 @@ impl Config {
                 .map(str::trim)
                 .filter(|s| !s.is_empty())
                 .map(|s| {
-                    ALL_OUTCOMES.into_iter().find(|o| o.as_str() == s).ok_or_else(|| ConfigError {
-                        name: "PRESCIENT_NOTIFY_OUTCOMES",
-                        value: list.clone(),
-                        why: format!("unknown outcome {s:?}"),
-                    })
+                    ALL_OUTCOMES
+                        .into_iter()
+                        .find(|o| o.as_str() == s)
+                        .ok_or_else(|| ConfigError {
+                            name: "PRESCIENT_NOTIFY_OUTCOMES",
+                            value: list.clone(),
+                            why: format!("unknown outcome {s:?}"),
+                        })
                 })
                 .collect::<Result<_, _>>()?,
         };
@@ -88,7 +96,10 @@ impl Config {
             email_topic_arn: nonempty("PRESCIENT_EMAIL_TOPIC_ARN"),
             window: match nonempty("PRESCIENT_NOTIFY_WINDOW_SECS") {
                 None => d.window,
-                Some(v) => chrono::Duration::seconds(parse_positive("PRESCIENT_NOTIFY_WINDOW_SECS", &v)? as i64),
+                Some(v) => chrono::Duration::seconds(parse_positive(
+                    "PRESCIENT_NOTIFY_WINDOW_SECS",
+                    &v,
+                )? as i64),
             },
             outcomes,
         })
@@ -101,7 +112,10 @@ mod tests {
     use std::collections::HashMap;
 
     fn cfg(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
-        let m: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let m: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         Config::from_lookup(|k| m.get(k).cloned())
     }
 
@@ -109,14 +123,20 @@ mod tests {
     fn defaults_and_overrides() {
         assert_eq!(cfg(&[]).unwrap(), Config::default());
         let c = cfg(&[
-            ("PRESCIENT_WEBHOOK_URL", "https://hooks.example.com/services/T0/B0/hushhush"),
+            (
+                "PRESCIENT_WEBHOOK_URL",
+                "https://hooks.example.com/services/T0/B0/hushhush",
+            ),
             ("PRESCIENT_NOTIFY_WINDOW_SECS", "60"),
             ("PRESCIENT_NOTIFY_OUTCOMES", "failed, skipped-stale"),
         ])
         .unwrap();
         assert_eq!(c.window, chrono::Duration::seconds(60));
         assert_eq!(c.outcomes, [Outcome::Failed, Outcome::SkippedStale]);
-        assert!(!format!("{c:?}").contains("hushhush"), "Debug never shows the webhook URL");
+        assert!(
+            !format!("{c:?}").contains("hushhush"),
+            "Debug never shows the webhook URL"
+        );
     }
 
     #[test]

@@ -31,11 +31,17 @@ impl Invocation {
     /// Tells the two event shapes apart.
     pub fn from_json(value: serde_json::Value) -> Result<Invocation, InvocationError> {
         if value.get("Records").is_some() {
-            serde_json::from_value(value).map(Invocation::Sns).map_err(|e| InvocationError(e.to_string()))
+            serde_json::from_value(value)
+                .map(Invocation::Sns)
+                .map_err(|e| InvocationError(e.to_string()))
         } else if value.get("records").is_some() {
-            serde_json::from_value(value).map(Invocation::Kafka).map_err(|e| InvocationError(e.to_string()))
+            serde_json::from_value(value)
+                .map(Invocation::Kafka)
+                .map_err(|e| InvocationError(e.to_string()))
         } else {
-            Err(InvocationError("no Records (SNS) or records (Kafka)".into()))
+            Err(InvocationError(
+                "no Records (SNS) or records (Kafka)".into(),
+            ))
         }
     }
 }
@@ -76,20 +82,37 @@ impl Notifier {
         if !sinks.any() {
             tracing::warn!("no webhook and no e-mail topic configured: messages are only logged");
         }
-        Notifier { limiter: Mutex::new(Limiter::new(config.window)), config, sinks }
+        Notifier {
+            limiter: Mutex::new(Limiter::new(config.window)),
+            config,
+            sinks,
+        }
     }
 
     /// Handles any invocation. An SNS invocation fails (so Lambda retries
     /// it) when a message could not be delivered; a Kafka batch reports the
     /// records concerned instead.
-    pub async fn handle(&self, invocation: Invocation, now: DateTime<Utc>) -> Result<serde_json::Value, SinkErrorSummary> {
+    pub async fn handle(
+        &self,
+        invocation: Invocation,
+        now: DateTime<Utc>,
+    ) -> Result<serde_json::Value, SinkErrorSummary> {
         match invocation {
             Invocation::Sns(event) => {
                 let report = self.handle_sns(&event, now).await;
                 if report.failed.is_empty() {
-                    Ok(serde_json::json!({ "sent": report.sent.len(), "collapsed": report.collapsed }))
+                    Ok(
+                        serde_json::json!({ "sent": report.sent.len(), "collapsed": report.collapsed }),
+                    )
                 } else {
-                    Err(SinkErrorSummary(report.failed.iter().map(|(_, e)| e.clone()).collect::<Vec<_>>().join("; ")))
+                    Err(SinkErrorSummary(
+                        report
+                            .failed
+                            .iter()
+                            .map(|(_, e)| e.clone())
+                            .collect::<Vec<_>>()
+                            .join("; "),
+                    ))
                 }
             }
             Invocation::Kafka(event) => {
@@ -101,8 +124,16 @@ impl Notifier {
 
     /// Handles an SNS event.
     pub async fn handle_sns(&self, event: &SnsEvent, now: DateTime<Utc>) -> Report {
-        let notices =
-            event.records.iter().map(|r| (None, Notice::parse(r.sns.subject.as_deref(), &r.sns.message))).collect();
+        let notices = event
+            .records
+            .iter()
+            .map(|r| {
+                (
+                    None,
+                    Notice::parse(r.sns.subject.as_deref(), &r.sns.message),
+                )
+            })
+            .collect();
         self.notify(notices, now).await
     }
 
@@ -111,7 +142,10 @@ impl Notifier {
         let mut notices = Vec::new();
         for (id, record) in records(event) {
             match value_bytes(record) {
-                Ok(bytes) => notices.push((Some(id), Notice::parse(None, &String::from_utf8_lossy(&bytes)))),
+                Ok(bytes) => notices.push((
+                    Some(id),
+                    Notice::parse(None, &String::from_utf8_lossy(&bytes)),
+                )),
                 Err(e) => tracing::error!(record = %id, error = %e, "undecodable record: skipped"),
             }
         }
@@ -121,7 +155,11 @@ impl Notifier {
     /// Filters, collapses and sends notices: per burst key, the latest
     /// notice of the batch is sent with a count of the others, unless a
     /// message for that key went out less than a window ago.
-    pub async fn notify(&self, notices: Vec<(Option<RecordId>, Notice)>, now: DateTime<Utc>) -> Report {
+    pub async fn notify(
+        &self,
+        notices: Vec<(Option<RecordId>, Notice)>,
+        now: DateTime<Utc>,
+    ) -> Report {
         let mut report = Report::default();
         // key → (latest notice, how many, records)
         let mut groups: Vec<(String, Notice, u32, Vec<RecordId>)> = Vec::new();
@@ -155,7 +193,10 @@ impl Notifier {
             };
             let mut text = notice.render();
             if collapsed > 0 {
-                text.push_str(&format!("\n(+{collapsed} similar message{} collapsed)", if collapsed == 1 { "" } else { "s" }));
+                text.push_str(&format!(
+                    "\n(+{collapsed} similar message{} collapsed)",
+                    if collapsed == 1 { "" } else { "s" }
+                ));
             }
             // Boxed: the SDK futures are deep enough to overflow the layout query depth.
             match Box::pin(self.sinks.send(&notice.subject(), &text)).await {

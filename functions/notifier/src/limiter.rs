@@ -38,24 +38,36 @@ pub struct Limiter {
 impl Limiter {
     /// At most one message per `window` per key.
     pub fn new(window: Duration) -> Limiter {
-        Limiter { window, keys: HashMap::new() }
+        Limiter {
+            window,
+            keys: HashMap::new(),
+        }
     }
 
     /// Whether a message for `key` may go out at `now`.
     pub fn check(&self, key: &str, now: DateTime<Utc>) -> Verdict {
         match self.keys.get(key) {
             Some(s) if now - s.last_sent < self.window => Verdict::Suppress,
-            Some(s) => Verdict::Send { collapsed: s.collapsed },
+            Some(s) => Verdict::Send {
+                collapsed: s.collapsed,
+            },
             None => Verdict::Send { collapsed: 0 },
         }
     }
 
     /// Records that a message for `key` went out at `now`.
     pub fn sent(&mut self, key: &str, now: DateTime<Utc>) {
-        self.keys.insert(key.to_string(), KeyState { last_sent: now, collapsed: 0 });
+        self.keys.insert(
+            key.to_string(),
+            KeyState {
+                last_sent: now,
+                collapsed: 0,
+            },
+        );
         // Forget keys idle for a long time so memory stays bounded.
         let horizon = self.window * 12;
-        self.keys.retain(|_, s| now - s.last_sent < horizon || s.collapsed > 0);
+        self.keys
+            .retain(|_, s| now - s.last_sent < horizon || s.collapsed > 0);
     }
 
     /// Records `n` messages for `key` held back.
@@ -78,9 +90,19 @@ mod tests {
         l.sent("a", t0);
         assert_eq!(l.check("a", t0 + Duration::seconds(59)), Verdict::Suppress);
         l.collapsed("a", 3);
-        assert_eq!(l.check("b", t0 + Duration::seconds(1)), Verdict::Send { collapsed: 0 }, "keys are independent");
-        assert_eq!(l.check("a", t0 + Duration::seconds(60)), Verdict::Send { collapsed: 3 });
+        assert_eq!(
+            l.check("b", t0 + Duration::seconds(1)),
+            Verdict::Send { collapsed: 0 },
+            "keys are independent"
+        );
+        assert_eq!(
+            l.check("a", t0 + Duration::seconds(60)),
+            Verdict::Send { collapsed: 3 }
+        );
         l.sent("a", t0 + Duration::seconds(60));
-        assert_eq!(l.check("a", t0 + Duration::seconds(200)), Verdict::Send { collapsed: 0 });
+        assert_eq!(
+            l.check("a", t0 + Duration::seconds(200)),
+            Verdict::Send { collapsed: 0 }
+        );
     }
 }

@@ -18,9 +18,11 @@ async fn main() -> Result<(), Error> {
     let sdk = aws_config::load_from_env().await;
     let notifier = Notifier::new(&sdk, config);
     let notifier = &notifier;
-    lambda_runtime::run(service_fn(move |event: LambdaEvent<serde_json::Value>| async move {
-        let invocation = Invocation::from_json(event.payload)?;
-        Ok::<_, Error>(notifier.handle(invocation, chrono::Utc::now()).await?)
-    }))
+    lambda_runtime::run(service_fn(
+        move |event: LambdaEvent<serde_json::Value>| async move {
+            let invocation = Invocation::from_json(event.payload)?;
+            Ok::<_, Error>(notifier.handle(invocation, chrono::Utc::now()).await?)
+        },
+    ))
     .await
 }

@@ -48,7 +48,10 @@ impl Notice {
                 return Notice::Alert(a);
             }
         }
-        Notice::Text { subject: subject.map(str::to_string), message: message.to_string() }
+        Notice::Text {
+            subject: subject.map(str::to_string),
+            message: message.to_string(),
+        }
     }
 
     /// How bad it is.
@@ -81,8 +84,12 @@ impl Notice {
             Notice::Action(a) => render_action(a),
             Notice::Alert(a) => {
                 let (icon, what) = match a.alert {
-                    AlertKind::ForecastErrorHigh => (":chart_with_downwards_trend:", "forecast error is high"),
-                    AlertKind::FallbackReactive => (":arrows_counterclockwise:", "fell back to reactive scaling"),
+                    AlertKind::ForecastErrorHigh => {
+                        (":chart_with_downwards_trend:", "forecast error is high")
+                    }
+                    AlertKind::FallbackReactive => {
+                        (":arrows_counterclockwise:", "fell back to reactive scaling")
+                    }
                     AlertKind::Other => (":bell:", "alert"),
                 };
                 format!("{icon} *{}*: {what}: {}", a.service, a.message)
@@ -97,11 +104,24 @@ impl Notice {
     /// A one-line e-mail subject.
     pub fn subject(&self) -> String {
         let s = match self {
-            Notice::Action(a) => format!("prescient {}: {} {}", a.service, a.outcome, a.target_key()),
+            Notice::Action(a) => {
+                format!("prescient {}: {} {}", a.service, a.outcome, a.target_key())
+            }
             Notice::Alert(a) => format!("prescient {}: {}", a.service, alert_label(a.alert)),
-            Notice::Text { subject, .. } => subject.clone().unwrap_or_else(|| "prescient notice".into()),
+            Notice::Text { subject, .. } => {
+                subject.clone().unwrap_or_else(|| "prescient notice".into())
+            }
         };
-        s.chars().map(|c| if c.is_ascii_graphic() || c == ' ' { c } else { '?' }).take(99).collect()
+        s.chars()
+            .map(|c| {
+                if c.is_ascii_graphic() || c == ' ' {
+                    c
+                } else {
+                    '?'
+                }
+            })
+            .take(99)
+            .collect()
     }
 }
 
@@ -116,7 +136,11 @@ fn alert_label(kind: AlertKind) -> &'static str {
 fn describe(target: &Target) -> String {
     match target {
         Target::Nodegroup { cluster, nodegroup } => format!("node group {cluster}/{nodegroup}"),
-        Target::Deployment { cluster, namespace, name } => format!("deployment {namespace}/{name} on {cluster}"),
+        Target::Deployment {
+            cluster,
+            namespace,
+            name,
+        } => format!("deployment {namespace}/{name} on {cluster}"),
     }
 }
 
@@ -128,7 +152,12 @@ fn render_action(a: &ScalingAction) -> String {
     let target = describe(&a.target);
     let short_id: String = a.decision_id.to_string().chars().take(8).collect();
     let line = match a.outcome {
-        Outcome::Applied => format!(":white_check_mark: *{}*: {target} scaled {} → {}", a.service, size(a.previous), size(a.applied)),
+        Outcome::Applied => format!(
+            ":white_check_mark: *{}*: {target} scaled {} → {}",
+            a.service,
+            size(a.previous),
+            size(a.applied)
+        ),
         Outcome::Clamped => format!(
             ":warning: *{}*: {target} scaled {} → {} (asked {}, clamped to bounds)",
             a.service,
@@ -136,15 +165,34 @@ fn render_action(a: &ScalingAction) -> String {
             size(a.applied),
             a.requested
         ),
-        Outcome::Unchanged => format!(":information_source: *{}*: {target} already at {}", a.service, size(a.applied)),
-        Outcome::SkippedStale => format!(":hourglass: *{}*: stale decision for {target} not applied", a.service),
-        Outcome::SkippedSuperseded => format!(":fast_forward: *{}*: decision for {target} superseded", a.service),
-        Outcome::DryRun => format!(":test_tube: *{}*: dry-run: would scale {target} {} → {}", a.service, size(a.previous), size(a.applied)),
+        Outcome::Unchanged => format!(
+            ":information_source: *{}*: {target} already at {}",
+            a.service,
+            size(a.applied)
+        ),
+        Outcome::SkippedStale => format!(
+            ":hourglass: *{}*: stale decision for {target} not applied",
+            a.service
+        ),
+        Outcome::SkippedSuperseded => format!(
+            ":fast_forward: *{}*: decision for {target} superseded",
+            a.service
+        ),
+        Outcome::DryRun => format!(
+            ":test_tube: *{}*: dry-run: would scale {target} {} → {}",
+            a.service,
+            size(a.previous),
+            size(a.applied)
+        ),
         Outcome::Failed => format!(
             ":x: *{}*: scaling {target} to {} failed ({})",
             a.service,
             a.requested,
-            if a.retryable { "will be retried" } else { "not retried" }
+            if a.retryable {
+                "will be retried"
+            } else {
+                "not retried"
+            }
         ),
     };
     format!("{line}\n{} (decision {short_id})", truncate(&a.reason, 300))
@@ -160,7 +208,6 @@ fn truncate(s: &str, max: usize) -> String {
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -170,7 +217,10 @@ mod tests {
         ScalingAction {
             decision_id: "6f1c0d2e-0000-4000-8000-000000000000".parse().unwrap(),
             service: "checkout".into(),
-            target: Target::Nodegroup { cluster: "prod".into(), nodegroup: "web".into() },
+            target: Target::Nodegroup {
+                cluster: "prod".into(),
+                nodegroup: "web".into(),
+            },
             outcome,
             previous: Some(2),
             requested: 50,
@@ -192,8 +242,14 @@ mod tests {
         );
         let mut failed = action(Outcome::Failed);
         failed.retryable = true;
-        assert!(Notice::Action(failed).render().starts_with(":x: *checkout*: scaling node group prod/web to 50 failed (will be retried)"));
-        assert!(Notice::Action(action(Outcome::DryRun)).render().contains("dry-run: would scale"));
+        assert!(Notice::Action(failed).render().starts_with(
+            ":x: *checkout*: scaling node group prod/web to 50 failed (will be retried)"
+        ));
+        assert!(
+            Notice::Action(action(Outcome::DryRun))
+                .render()
+                .contains("dry-run: would scale")
+        );
     }
 
     #[test]
@@ -206,7 +262,10 @@ mod tests {
             None,
             r#"{"alert":"forecast-error-high","service":"checkout","message":"MASE 1.8 over the last hour","at":"2026-11-21T10:00:00Z"}"#,
         );
-        assert_eq!(alert.render(), ":chart_with_downwards_trend: *checkout*: forecast error is high: MASE 1.8 over the last hour");
+        assert_eq!(
+            alert.render(),
+            ":chart_with_downwards_trend: *checkout*: forecast error is high: MASE 1.8 over the last hour"
+        );
         assert_eq!(alert.severity(), Severity::Warning);
         assert_eq!(alert.subject(), "prescient checkout: forecast-error-high");
         let text = Notice::parse(Some("hello"), r#"{"outcome":"not really"}"#);

@@ -51,17 +51,21 @@ pub enum SinkError {
 pub fn parse_secret(secret: &str) -> Result<SecretUrl, SinkError> {
     let s = secret.trim();
     let url = if s.starts_with('{') {
-        let v: serde_json::Value =
-            serde_json::from_str(s).map_err(|_| SinkError::Secret("secret is JSON but not valid".into()))?;
+        let v: serde_json::Value = serde_json::from_str(s)
+            .map_err(|_| SinkError::Secret("secret is JSON but not valid".into()))?;
         ["url", "webhook_url"]
             .iter()
             .find_map(|k| v.get(*k).and_then(|u| u.as_str()).map(str::to_string))
-            .ok_or_else(|| SinkError::Secret("secret JSON has no \"url\" or \"webhook_url\"".into()))?
+            .ok_or_else(|| {
+                SinkError::Secret("secret JSON has no \"url\" or \"webhook_url\"".into())
+            })?
     } else {
         s.to_string()
     };
     if !(url.starts_with("https://") || url.starts_with("http://")) {
-        return Err(SinkError::Secret("secret does not hold an http(s) URL".into()));
+        return Err(SinkError::Secret(
+            "secret does not hold an http(s) URL".into(),
+        ));
     }
     Ok(SecretUrl::new(url))
 }
@@ -92,12 +96,22 @@ impl Sinks {
             .timeout(std::time::Duration::from_secs(5))
             .build()
             .expect("an HTTP client with default TLS");
-        Sinks { http, webhook: OnceCell::new(), webhook_url, webhook_secret_id, secrets, sns, email_topic_arn }
+        Sinks {
+            http,
+            webhook: OnceCell::new(),
+            webhook_url,
+            webhook_secret_id,
+            secrets,
+            sns,
+            email_topic_arn,
+        }
     }
 
     /// True when at least one destination is configured.
     pub fn any(&self) -> bool {
-        self.webhook_url.is_some() || self.webhook_secret_id.is_some() || self.email_topic_arn.is_some()
+        self.webhook_url.is_some()
+            || self.webhook_secret_id.is_some()
+            || self.email_topic_arn.is_some()
     }
 
     async fn webhook(&self) -> Result<Option<&SecretUrl>, SinkError> {
@@ -107,11 +121,24 @@ impl Sinks {
                 if let Some(u) = &self.webhook_url {
                     return Ok(Some(u.clone()));
                 }
-                let Some(id) = &self.webhook_secret_id else { return Ok(None) };
-                let out = self.secrets.get_secret_value().secret_id(id).send().await.map_err(|e| {
-                    SinkError::Secret(format!("GetSecretValue {id}: {}", DisplayErrorContext(&e)))
-                })?;
-                let s = out.secret_string().ok_or_else(|| SinkError::Secret(format!("secret {id} has no string")))?;
+                let Some(id) = &self.webhook_secret_id else {
+                    return Ok(None);
+                };
+                let out = self
+                    .secrets
+                    .get_secret_value()
+                    .secret_id(id)
+                    .send()
+                    .await
+                    .map_err(|e| {
+                        SinkError::Secret(format!(
+                            "GetSecretValue {id}: {}",
+                            DisplayErrorContext(&e)
+                        ))
+                    })?;
+                let s = out
+                    .secret_string()
+                    .ok_or_else(|| SinkError::Secret(format!("secret {id} has no string")))?;
                 parse_secret(s).map(Some)
             })
             .await?;
@@ -132,7 +159,14 @@ impl Sinks {
             Err(e) => result = Err(e),
         }
         if let Some(topic) = &self.email_topic_arn
-            && let Err(e) = self.sns.publish().topic_arn(topic).subject(subject).message(text).send().await
+            && let Err(e) = self
+                .sns
+                .publish()
+                .topic_arn(topic)
+                .subject(subject)
+                .message(text)
+                .send()
+                .await
         {
             let e = SinkError::Email(DisplayErrorContext(&e).to_string());
             if result.is_ok() {
@@ -151,7 +185,10 @@ impl Sinks {
             .body(body)
             .send()
             .await
-            .map_err(|e| SinkError::Webhook { status: None, message: e.without_url().to_string() })?;
+            .map_err(|e| SinkError::Webhook {
+                status: None,
+                message: e.without_url().to_string(),
+            })?;
         let status = resp.status().as_u16();
         if (200..300).contains(&status) {
             return Ok(());
@@ -159,7 +196,10 @@ impl Sinks {
         let body = resp.text().await.unwrap_or_default();
         let url = url.expose();
         let message: String = body.replace(url, "***").chars().take(200).collect();
-        Err(SinkError::Webhook { status: Some(status), message })
+        Err(SinkError::Webhook {
+            status: Some(status),
+            message,
+        })
     }
 }
 

@@ -54,7 +54,10 @@ fn decision(ng: &str, desired: u32) -> ScalingDecision {
         service: ng.to_string(),
         issued_at: now,
         expires_at: now + chrono::Duration::minutes(5),
-        target: Target::Nodegroup { cluster: CLUSTER.into(), nodegroup: ng.into() },
+        target: Target::Nodegroup {
+            cluster: CLUSTER.into(),
+            nodegroup: ng.into(),
+        },
         current: 2,
         desired,
         min: 1,
@@ -78,7 +81,10 @@ fn batch(targets: usize, desired: u32) -> aws_lambda_events::event::kafka::Kafka
         .collect();
     kafka_event(
         "scaling-decisions",
-        values.iter().enumerate().map(|(i, v)| ((i % 4) as i64, 1000 + i as i64, v.as_slice())),
+        values
+            .iter()
+            .enumerate()
+            .map(|(i, v)| ((i % 4) as i64, 1000 + i as i64, v.as_slice())),
     )
 }
 
@@ -98,7 +104,11 @@ fn size_report(dir: &Path, name: &str) {
         return;
     };
     let stripped = std::env::temp_dir().join(format!("{name}.stripped"));
-    let status = std::process::Command::new("strip").arg("-o").arg(&stripped).arg(&bin).status();
+    let status = std::process::Command::new("strip")
+        .arg("-o")
+        .arg(&stripped)
+        .arg(&bin)
+        .status();
     let stripped_size = match status {
         Ok(s) if s.success() => std::fs::metadata(&stripped).map(|m| m.len()).ok(),
         _ => None,
@@ -108,7 +118,9 @@ fn size_report(dir: &Path, name: &str) {
     println!(
         "{name:<20} release {:>10}   stripped {:>10}",
         mib(meta.len()),
-        stripped_size.map(mib).unwrap_or_else(|| "(strip failed)".into())
+        stripped_size
+            .map(mib)
+            .unwrap_or_else(|| "(strip failed)".into())
     );
 }
 
@@ -124,7 +136,10 @@ impl RuntimeApi {
     async fn serve(self, req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
         let path = req.uri().path().to_string();
         if path.ends_with("/invocation/next") {
-            self.first_next.lock().unwrap().get_or_insert_with(Instant::now);
+            self.first_next
+                .lock()
+                .unwrap()
+                .get_or_insert_with(Instant::now);
             if self.response.lock().unwrap().is_some() {
                 // Already served one event: keep the runtime waiting.
                 std::future::pending::<()>().await;
@@ -133,18 +148,36 @@ impl RuntimeApi {
             return Ok(Response::builder()
                 .header("lambda-runtime-aws-request-id", "bench-1")
                 .header("lambda-runtime-deadline-ms", deadline.to_string())
-                .header("lambda-runtime-invoked-function-arn", "arn:aws:lambda:us-east-1:123456789012:function:scaler")
-                .header("lambda-runtime-trace-id", "Root=1-00000000-000000000000000000000000")
+                .header(
+                    "lambda-runtime-invoked-function-arn",
+                    "arn:aws:lambda:us-east-1:123456789012:function:scaler",
+                )
+                .header(
+                    "lambda-runtime-trace-id",
+                    "Root=1-00000000-000000000000000000000000",
+                )
                 .body(Full::new(Bytes::from(self.event.lock().unwrap().clone())))
                 .unwrap());
         }
-        let body = req.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+        let body = req
+            .into_body()
+            .collect()
+            .await
+            .map(|b| b.to_bytes())
+            .unwrap_or_default();
         if path.contains("/invocation/") {
-            *self.response.lock().unwrap() = Some((Instant::now(), String::from_utf8_lossy(&body).into_owned()));
+            *self.response.lock().unwrap() =
+                Some((Instant::now(), String::from_utf8_lossy(&body).into_owned()));
         } else {
-            eprintln!("runtime API: unexpected {path}: {}", String::from_utf8_lossy(&body));
+            eprintln!(
+                "runtime API: unexpected {path}: {}",
+                String::from_utf8_lossy(&body)
+            );
         }
-        Ok(Response::builder().status(202).body(Full::new(Bytes::new())).unwrap())
+        Ok(Response::builder()
+            .status(202)
+            .body(Full::new(Bytes::new()))
+            .unwrap())
     }
 }
 
@@ -153,11 +186,15 @@ async fn start_runtime_api(api: RuntimeApi) -> u16 {
     let port = listener.local_addr().unwrap().port();
     tokio::spawn(async move {
         loop {
-            let Ok((tcp, _)) = listener.accept().await else { return };
+            let Ok((tcp, _)) = listener.accept().await else {
+                return;
+            };
             let api = api.clone();
             tokio::spawn(async move {
                 let svc = hyper::service::service_fn(move |req| api.clone().serve(req));
-                let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(tcp), svc).await;
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(tcp), svc)
+                    .await;
             });
         }
     });
@@ -166,7 +203,10 @@ async fn start_runtime_api(api: RuntimeApi) -> u16 {
 
 async fn cold_starts(bin: &Path, moto: &MotoServer, topic: &str) {
     if !bin.is_file() {
-        println!("cold start: {} not built; run cargo build --release -p prescient-scaler --bins", bin.display());
+        println!(
+            "cold start: {} not built; run cargo build --release -p prescient-scaler --bins",
+            bin.display()
+        );
         return;
     }
     let api = RuntimeApi::default();
@@ -174,7 +214,8 @@ async fn cold_starts(bin: &Path, moto: &MotoServer, topic: &str) {
     let mut inits = Vec::new();
     let mut firsts = Vec::new();
     for run in 0..COLD_STARTS {
-        *api.event.lock().unwrap() = serde_json::to_string(&batch(NODEGROUPS, 10 + run as u32)).unwrap();
+        *api.event.lock().unwrap() =
+            serde_json::to_string(&batch(NODEGROUPS, 10 + run as u32)).unwrap();
         *api.first_next.lock().unwrap() = None;
         *api.response.lock().unwrap() = None;
         let started = Instant::now();
@@ -203,14 +244,21 @@ async fn cold_starts(bin: &Path, moto: &MotoServer, topic: &str) {
             if let (Some(n), Some(r)) = (next, resp) {
                 break (n - started, r);
             }
-            assert!(Instant::now() < deadline, "the scaler binary did not answer within 30 s");
+            assert!(
+                Instant::now() < deadline,
+                "the scaler binary did not answer within 30 s"
+            );
             tokio::time::sleep(Duration::from_millis(1)).await;
         };
         let first = response.0 - (started + init);
         let _ = child.kill();
         let _ = child.wait();
         let body: serde_json::Value = serde_json::from_str(&response.1).expect("a JSON response");
-        assert_eq!(body, serde_json::json!({"batchItemFailures": []}), "cold invocation failed: {body}");
+        assert_eq!(
+            body,
+            serde_json::json!({"batchItemFailures": []}),
+            "cold invocation failed: {body}"
+        );
         inits.push(init);
         firsts.push(first);
     }
@@ -229,7 +277,12 @@ async fn cold_starts(bin: &Path, moto: &MotoServer, topic: &str) {
 async fn main() {
     let exe = std::env::current_exe().unwrap();
     let release_dir: PathBuf = exe.parent().and_then(|p| p.parent()).unwrap().to_path_buf();
-    println!("machine: {} CPUs; moto_server on loopback", std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0));
+    println!(
+        "machine: {} CPUs; moto_server on loopback",
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(0)
+    );
     size_report(&release_dir, "prescient-scaler");
     size_report(&release_dir, "prescient-notifier");
 
@@ -239,7 +292,11 @@ async fn main() {
     eks.create_cluster()
         .name(CLUSTER)
         .role_arn("arn:aws:iam::123456789012:role/eks-cluster")
-        .resources_vpc_config(VpcConfigRequest::builder().subnet_ids("subnet-0a1b2c3d").build())
+        .resources_vpc_config(
+            VpcConfigRequest::builder()
+                .subnet_ids("subnet-0a1b2c3d")
+                .build(),
+        )
         .send()
         .await
         .unwrap();
@@ -249,28 +306,58 @@ async fn main() {
             .nodegroup_name(nodegroup(i))
             .node_role("arn:aws:iam::123456789012:role/eks-node")
             .subnets("subnet-0a1b2c3d")
-            .scaling_config(NodegroupScalingConfig::builder().min_size(1).max_size(50).desired_size(2).build())
+            .scaling_config(
+                NodegroupScalingConfig::builder()
+                    .min_size(1)
+                    .max_size(50)
+                    .desired_size(2)
+                    .build(),
+            )
             .send()
             .await
             .unwrap();
     }
-    let topic = aws_sdk_sns::Client::new(&sdk).create_topic().name("scaling-actions").send().await.unwrap().topic_arn.unwrap();
+    let topic = aws_sdk_sns::Client::new(&sdk)
+        .create_topic()
+        .name("scaling-actions")
+        .send()
+        .await
+        .unwrap()
+        .topic_arn
+        .unwrap();
 
     // In-process init: what the bin does before it is ready.
     let t = Instant::now();
-    let config = Config { actions_topic_arn: Some(topic.clone()), ..Config::default() };
+    let config = Config {
+        actions_topic_arn: Some(topic.clone()),
+        ..Config::default()
+    };
     let scaler = Scaler::new(&moto.sdk_config(), config).unwrap();
-    println!("init in-process (SDK config + clients): {}", ms(t.elapsed()));
+    println!(
+        "init in-process (SDK config + clients): {}",
+        ms(t.elapsed())
+    );
 
-    for (label, targets) in [("100 node groups, all resized", NODEGROUPS), ("10 node groups x 10 decisions", 10)] {
+    for (label, targets) in [
+        ("100 node groups, all resized", NODEGROUPS),
+        ("10 node groups x 10 decisions", 10),
+    ] {
         let mut times = Vec::new();
         for i in 0..ITERATIONS + 3 {
             let event = batch(targets, 3 + (i % 2) as u32 * 20);
             let t = Instant::now();
             let report = scaler.handle_kafka(&event, Utc::now()).await;
             let took = t.elapsed();
-            assert!(report.response.batch_item_failures.is_empty(), "failures: {:?}", report.response);
-            let changed = report.actions.iter().filter(|(_, a)| a.outcome == Outcome::Applied).count();
+            assert!(
+                report.response.batch_item_failures.is_empty(),
+                "failures: {:?}",
+                report.response
+            );
+            let changed = report
+                .actions
+                .iter()
+                .filter(|(_, a)| a.outcome == Outcome::Applied)
+                .count();
             assert_eq!(changed, targets, "every target resized");
             if i >= 3 {
                 times.push(took);
@@ -295,11 +382,20 @@ async fn main() {
                 let eks = &eks;
                 async move {
                     let ng = nodegroup(n);
-                    eks.describe_nodegroup().cluster_name(CLUSTER).nodegroup_name(&ng).send().await.unwrap();
+                    eks.describe_nodegroup()
+                        .cluster_name(CLUSTER)
+                        .nodegroup_name(&ng)
+                        .send()
+                        .await
+                        .unwrap();
                     eks.update_nodegroup_config()
                         .cluster_name(CLUSTER)
                         .nodegroup_name(&ng)
-                        .scaling_config(NodegroupScalingConfig::builder().desired_size(5 + (i % 2) as i32).build())
+                        .scaling_config(
+                            NodegroupScalingConfig::builder()
+                                .desired_size(5 + (i % 2) as i32)
+                                .build(),
+                        )
                         .send()
                         .await
                         .unwrap();
@@ -311,11 +407,18 @@ async fn main() {
         let sns = aws_sdk_sns::Client::new(&sdk);
         let entries: Vec<_> = (0..10)
             .map(|k| {
-                aws_sdk_sns::types::PublishBatchRequestEntry::builder().id(k.to_string()).message("x".repeat(600)).build().unwrap()
+                aws_sdk_sns::types::PublishBatchRequestEntry::builder()
+                    .id(k.to_string())
+                    .message("x".repeat(600))
+                    .build()
+                    .unwrap()
             })
             .collect();
         futures_util::future::join_all((0..10).map(|_| {
-            sns.publish_batch().topic_arn(&topic).set_publish_batch_request_entries(Some(entries.clone())).send()
+            sns.publish_batch()
+                .topic_arn(&topic)
+                .set_publish_batch_request_entries(Some(entries.clone()))
+                .send()
         }))
         .await;
         floor.push(t.elapsed());

@@ -117,7 +117,12 @@ impl std::fmt::Debug for KafkaConfig {
         let props: Vec<(&str, &str)> = self
             .properties
             .iter()
-            .map(|(k, v)| (k.as_str(), if is_secret_key(k) { "***" } else { v.as_str() }))
+            .map(|(k, v)| {
+                (
+                    k.as_str(),
+                    if is_secret_key(k) { "***" } else { v.as_str() },
+                )
+            })
             .collect();
         f.debug_struct("KafkaConfig")
             .field("brokers", &self.brokers)
@@ -129,7 +134,9 @@ impl std::fmt::Debug for KafkaConfig {
 
 fn is_secret_key(key: &str) -> bool {
     let k = key.to_ascii_lowercase();
-    ["password", "secret", "token", "key"].iter().any(|s| k.contains(s))
+    ["password", "secret", "token", "key"]
+        .iter()
+        .any(|s| k.contains(s))
 }
 
 #[cfg(feature = "kafka")]
@@ -153,7 +160,9 @@ pub fn parse_properties(value: &str) -> Result<Vec<(String, String)>, ConfigErro
         .map(str::trim)
         .filter(|kv| !kv.is_empty())
         .map(|kv| match kv.split_once('=') {
-            Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.trim().to_string())),
+            Some((k, v)) if !k.trim().is_empty() => {
+                Ok((k.trim().to_string(), v.trim().to_string()))
+            }
             // The value may hold credentials: never echo it.
             _ => Err(ConfigError {
                 name: "PRESCIENT_KAFKA_PROPERTIES",
@@ -169,7 +178,11 @@ pub fn parse_bool(name: &'static str, value: &str) -> Result<bool, ConfigError> 
     match value.trim().to_ascii_lowercase().as_str() {
         "true" | "1" | "yes" => Ok(true),
         "false" | "0" | "no" => Ok(false),
-        _ => Err(ConfigError { name, value: value.into(), why: "expected true or false".into() }),
+        _ => Err(ConfigError {
+            name,
+            value: value.into(),
+            why: "expected true or false".into(),
+        }),
     }
 }
 
@@ -177,7 +190,11 @@ pub fn parse_bool(name: &'static str, value: &str) -> Result<bool, ConfigError> 
 pub fn parse_positive(name: &'static str, value: &str) -> Result<u64, ConfigError> {
     match value.trim().parse::<u64>() {
         Ok(n) if n >= 1 => Ok(n),
-        _ => Err(ConfigError { name, value: value.into(), why: "expected a whole number >= 1".into() }),
+        _ => Err(ConfigError {
+            name,
+            value: value.into(),
+            why: "expected a whole number >= 1".into(),
+        }),
     }
 }
 
@@ -187,7 +204,10 @@ mod tests {
     use std::collections::HashMap;
 
     fn cfg(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
-        let m: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let m: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         Config::from_lookup(|k| m.get(k).cloned())
     }
 
@@ -195,14 +215,20 @@ mod tests {
     fn defaults_and_overrides() {
         assert_eq!(cfg(&[]).unwrap(), Config::default());
         let c = cfg(&[
-            ("PRESCIENT_ACTIONS_TOPIC_ARN", "arn:aws:sns:us-east-1:123456789012:actions"),
+            (
+                "PRESCIENT_ACTIONS_TOPIC_ARN",
+                "arn:aws:sns:us-east-1:123456789012:actions",
+            ),
             ("PRESCIENT_FORCE_DRY_RUN", "YES"),
             ("PRESCIENT_MAX_CONCURRENCY", "4"),
             ("PRESCIENT_HTTP_TIMEOUT_MS", "250"),
             ("PRESCIENT_STS_URL", ""),
         ])
         .unwrap();
-        assert_eq!(c.actions_topic_arn.as_deref(), Some("arn:aws:sns:us-east-1:123456789012:actions"));
+        assert_eq!(
+            c.actions_topic_arn.as_deref(),
+            Some("arn:aws:sns:us-east-1:123456789012:actions")
+        );
         assert!(c.force_dry_run);
         assert_eq!(c.max_concurrency, 4);
         assert_eq!(c.http_timeout, Duration::from_millis(250));
@@ -212,7 +238,13 @@ mod tests {
     #[test]
     fn kafka_settings() {
         let props = parse_properties("security.protocol=ssl; client.id = scaler ;").unwrap();
-        assert_eq!(props, [("security.protocol".into(), "ssl".into()), ("client.id".into(), "scaler".into())]);
+        assert_eq!(
+            props,
+            [
+                ("security.protocol".into(), "ssl".into()),
+                ("client.id".into(), "scaler".into())
+            ]
+        );
         let e = parse_properties("sasl.password=hunter2;oops").unwrap_err();
         assert!(!e.to_string().contains("hunter2"), "{e}");
         let k = KafkaConfig {
@@ -221,11 +253,17 @@ mod tests {
             properties: parse_properties("sasl.password=hunter2;client.id=scaler").unwrap(),
         };
         let shown = format!("{k:?}");
-        assert!(!shown.contains("hunter2") && shown.contains("scaler"), "{shown}");
+        assert!(
+            !shown.contains("hunter2") && shown.contains("scaler"),
+            "{shown}"
+        );
         let c = cfg(&[("PRESCIENT_KAFKA_BROKERS", "b-1:9092")]);
         if cfg!(feature = "kafka") {
             let k = c.unwrap().kafka.unwrap();
-            assert_eq!((k.brokers.as_str(), k.topic.as_str()), ("b-1:9092", "scaling-actions"));
+            assert_eq!(
+                (k.brokers.as_str(), k.topic.as_str()),
+                ("b-1:9092", "scaling-actions")
+            );
         } else {
             assert!(c.unwrap_err().why.contains("--features kafka"));
         }

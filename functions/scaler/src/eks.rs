@@ -21,7 +21,11 @@ impl Eks {
     }
 
     /// `DescribeNodegroup`: the node group's desired size and its bounds.
-    pub async fn observe_nodegroup(&self, cluster: &str, nodegroup: &str) -> Result<Observed, ScalerError> {
+    pub async fn observe_nodegroup(
+        &self,
+        cluster: &str,
+        nodegroup: &str,
+    ) -> Result<Observed, ScalerError> {
         let out = self
             .client
             .describe_nodegroup()
@@ -30,11 +34,14 @@ impl Eks {
             .send()
             .await
             .map_err(|e| ScalerError::from_sdk("DescribeNodegroup", e))?;
-        let scaling = out.nodegroup().and_then(|n| n.scaling_config()).ok_or_else(|| ScalerError::Eks {
-            operation: "DescribeNodegroup",
-            message: format!("node group {cluster}/{nodegroup} has no scaling config"),
-            retryable: false,
-        })?;
+        let scaling = out
+            .nodegroup()
+            .and_then(|n| n.scaling_config())
+            .ok_or_else(|| ScalerError::Eks {
+                operation: "DescribeNodegroup",
+                message: format!("node group {cluster}/{nodegroup} has no scaling config"),
+                retryable: false,
+            })?;
         let size = |v: Option<i32>| v.map(|n| n.max(0) as u32);
         Ok(Observed {
             current: size(scaling.desired_size()).unwrap_or(0),
@@ -62,7 +69,11 @@ impl Eks {
             .update_nodegroup_config()
             .cluster_name(cluster)
             .nodegroup_name(nodegroup)
-            .scaling_config(NodegroupScalingConfig::builder().desired_size(desired).build())
+            .scaling_config(
+                NodegroupScalingConfig::builder()
+                    .desired_size(desired)
+                    .build(),
+            )
             .client_request_token(request_token)
             .send()
             .await
@@ -83,17 +94,29 @@ impl Eks {
             cluster: cluster.into(),
             message: "DescribeCluster returned no cluster".into(),
         })?;
-        let endpoint = c.endpoint().filter(|e| !e.is_empty()).ok_or_else(|| ScalerError::ClusterAccess {
-            cluster: cluster.into(),
-            message: "cluster has no API endpoint (still creating?)".into(),
-        })?;
-        let ca_b64 = c.certificate_authority().and_then(|ca| ca.data()).ok_or_else(|| ScalerError::ClusterAccess {
-            cluster: cluster.into(),
-            message: "cluster has no certificate authority data".into(),
-        })?;
-        let ca_pem = base64::engine::general_purpose::STANDARD.decode(ca_b64.trim()).map_err(|e| {
-            ScalerError::ClusterAccess { cluster: cluster.into(), message: format!("CA data is not base64: {e}") }
-        })?;
-        Ok(ClusterAccess { endpoint: endpoint.to_string(), ca_pem })
+        let endpoint =
+            c.endpoint()
+                .filter(|e| !e.is_empty())
+                .ok_or_else(|| ScalerError::ClusterAccess {
+                    cluster: cluster.into(),
+                    message: "cluster has no API endpoint (still creating?)".into(),
+                })?;
+        let ca_b64 = c
+            .certificate_authority()
+            .and_then(|ca| ca.data())
+            .ok_or_else(|| ScalerError::ClusterAccess {
+                cluster: cluster.into(),
+                message: "cluster has no certificate authority data".into(),
+            })?;
+        let ca_pem = base64::engine::general_purpose::STANDARD
+            .decode(ca_b64.trim())
+            .map_err(|e| ScalerError::ClusterAccess {
+                cluster: cluster.into(),
+                message: format!("CA data is not base64: {e}"),
+            })?;
+        Ok(ClusterAccess {
+            endpoint: endpoint.to_string(),
+            ca_pem,
+        })
     }
 }

@@ -72,7 +72,11 @@ impl ScalerError {
         E: ProvideErrorMetadata + std::error::Error + 'static,
     {
         let retryable = sdk_error_is_retryable(&err);
-        ScalerError::Eks { operation, message: DisplayErrorContext(&err).to_string(), retryable }
+        ScalerError::Eks {
+            operation,
+            message: DisplayErrorContext(&err).to_string(),
+            retryable,
+        }
     }
 }
 
@@ -95,12 +99,17 @@ const RETRYABLE_CODES: &[&str] = &[
 #[cfg(feature = "aws")]
 pub fn sdk_error_is_retryable<E: ProvideErrorMetadata>(err: &SdkError<E, Response>) -> bool {
     match err {
-        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => true,
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
+            true
+        }
         SdkError::ServiceError(ctx) => {
             let status = ctx.raw().status().as_u16();
             status == 429
                 || status >= 500
-                || ctx.err().code().is_some_and(|c| RETRYABLE_CODES.contains(&c))
+                || ctx
+                    .err()
+                    .code()
+                    .is_some_and(|c| RETRYABLE_CODES.contains(&c))
         }
         SdkError::ConstructionFailure(_) => false,
         _ => true,
@@ -129,10 +138,18 @@ mod tests {
 
     #[test]
     fn classification_of_variants() {
-        let e = ScalerError::ClusterAccess { cluster: "c".into(), message: "bad CA".into() };
+        let e = ScalerError::ClusterAccess {
+            cluster: "c".into(),
+            message: "bad CA".into(),
+        };
         assert!(!e.is_retryable());
         assert!(ScalerError::Publish("down".into()).is_retryable());
-        let e = ScalerError::Kube { operation: "GET", status: Some(404), message: "nope".into(), retryable: false };
+        let e = ScalerError::Kube {
+            operation: "GET",
+            status: Some(404),
+            message: "nope".into(),
+            retryable: false,
+        };
         assert_eq!(e.to_string(), "Kubernetes API GET failed (HTTP 404): nope");
         assert!(!e.is_retryable());
     }

@@ -54,9 +54,12 @@ impl Invocation {
     /// Recognises a Kafka event by its `records` object and `eventSource`;
     /// anything else must be a decision.
     pub fn from_json(value: serde_json::Value) -> Result<Invocation, InvocationError> {
-        let is_kafka = value.get("records").is_some_and(|r| r.is_object()) && value.get("eventSource").is_some();
+        let is_kafka = value.get("records").is_some_and(|r| r.is_object())
+            && value.get("eventSource").is_some();
         if is_kafka {
-            serde_json::from_value(value).map(Invocation::Kafka).map_err(|e| InvocationError(e.to_string()))
+            serde_json::from_value(value)
+                .map(Invocation::Kafka)
+                .map_err(|e| InvocationError(e.to_string()))
         } else {
             serde_json::from_value(value)
                 .map(|d| Invocation::Decision(Box::new(d)))
@@ -100,7 +103,10 @@ impl Scaler {
     /// configuration.
     pub fn new(sdk: &SdkConfig, config: Config) -> Result<Scaler, ScalerError> {
         #[allow(unused_mut)]
-        let mut publisher = Publisher::new(aws_sdk_sns::Client::new(sdk), config.actions_topic_arn.clone());
+        let mut publisher = Publisher::new(
+            aws_sdk_sns::Client::new(sdk),
+            config.actions_topic_arn.clone(),
+        );
         #[cfg(feature = "kafka")]
         if let Some(kafka) = &config.kafka {
             publisher = publisher.with_kafka(kafka)?;
@@ -127,7 +133,11 @@ impl Scaler {
     /// Handles any invocation; returns the JSON to answer Lambda with: a
     /// [`KafkaBatchResponse`] for a batch, the [`ScalingAction`] for a
     /// direct decision.
-    pub async fn handle(&self, invocation: Invocation, now: DateTime<Utc>) -> Result<serde_json::Value, ScalerError> {
+    pub async fn handle(
+        &self,
+        invocation: Invocation,
+        now: DateTime<Utc>,
+    ) -> Result<serde_json::Value, ScalerError> {
         match invocation {
             Invocation::Kafka(event) => {
                 let report = self.handle_kafka(&event, now).await;
@@ -142,7 +152,11 @@ impl Scaler {
 
     /// Handles one directly invoked decision and publishes its action.
     /// `Err` only when publishing failed.
-    pub async fn handle_decision(&self, decision: &ScalingDecision, now: DateTime<Utc>) -> Result<ScalingAction, ScalerError> {
+    pub async fn handle_decision(
+        &self,
+        decision: &ScalingDecision,
+        now: DateTime<Utc>,
+    ) -> Result<ScalingAction, ScalerError> {
         let action = self.decide(decision, now).await;
         let mut results = self.publisher.publish(std::slice::from_ref(&action)).await;
         results.pop().unwrap_or(Ok(()))?;
@@ -184,7 +198,11 @@ impl Scaler {
                 actions[i] = Some(skipped(
                     d,
                     Outcome::SkippedSuperseded,
-                    format!("decision {} issued at {} for the same target in this batch wins", newer.id, newer.issued_at.to_rfc3339()),
+                    format!(
+                        "decision {} issued at {} for the same target in this batch wins",
+                        newer.id,
+                        newer.issued_at.to_rfc3339()
+                    ),
                     now,
                 ));
             }
@@ -203,7 +221,10 @@ impl Scaler {
             actions[i] = Some(a);
         }
 
-        let actions: Vec<ScalingAction> = actions.into_iter().map(|a| a.expect("every record has an action")).collect();
+        let actions: Vec<ScalingAction> = actions
+            .into_iter()
+            .map(|a| a.expect("every record has an action"))
+            .collect();
         let published = self.publisher.publish(&actions).await;
         for (((id, _), action), result) in decoded.into_iter().zip(actions).zip(published) {
             if (action.outcome == Outcome::Failed && action.retryable) || result.is_err() {
@@ -217,13 +238,14 @@ impl Scaler {
     /// What to do with one decision, applying it when needed. Never fails:
     /// errors become a `failed` action, classified retryable or not.
     async fn decide(&self, decision: &ScalingDecision, now: DateTime<Utc>) -> ScalingAction {
-        let decision: Cow<'_, ScalingDecision> = if self.config.force_dry_run && decision.mode != Mode::DryRun {
-            let mut forced = decision.clone();
-            forced.mode = Mode::DryRun;
-            Cow::Owned(forced)
-        } else {
-            Cow::Borrowed(decision)
-        };
+        let decision: Cow<'_, ScalingDecision> =
+            if self.config.force_dry_run && decision.mode != Mode::DryRun {
+                let mut forced = decision.clone();
+                forced.mode = Mode::DryRun;
+                Cow::Owned(forced)
+            } else {
+                Cow::Borrowed(decision)
+            };
         let d = decision.as_ref();
         if validate(d).is_err() || d.is_expired(now) {
             let mut a = plan(d, Observed::from_decision(d), now);
@@ -233,7 +255,12 @@ impl Scaler {
         let seen = self.ledger.lock().expect("ledger").get(&d.target).copied();
         if let Some(last) = seen {
             if last.id == d.id {
-                let mut a = skipped(d, Outcome::Unchanged, "decision already applied (duplicate delivery)".into(), now);
+                let mut a = skipped(
+                    d,
+                    Outcome::Unchanged,
+                    "decision already applied (duplicate delivery)".into(),
+                    now,
+                );
                 a.previous = Some(last.size);
                 a.applied = Some(last.size);
                 return a;
@@ -242,7 +269,11 @@ impl Scaler {
                 return skipped(
                     d,
                     Outcome::SkippedSuperseded,
-                    format!("newer decision {} issued at {} was already applied", last.id, last.issued_at.to_rfc3339()),
+                    format!(
+                        "newer decision {} issued at {} was already applied",
+                        last.id,
+                        last.issued_at.to_rfc3339()
+                    ),
                     now,
                 );
             }
@@ -253,10 +284,14 @@ impl Scaler {
         match self.apply(d, now).await {
             Ok(a) => {
                 if let Some(size) = a.applied {
-                    self.ledger
-                        .lock()
-                        .expect("ledger")
-                        .insert(d.target.clone(), Applied { id: d.id, issued_at: d.issued_at, size });
+                    self.ledger.lock().expect("ledger").insert(
+                        d.target.clone(),
+                        Applied {
+                            id: d.id,
+                            issued_at: d.issued_at,
+                            size,
+                        },
+                    );
                 }
                 a
             }
@@ -269,7 +304,11 @@ impl Scaler {
         }
     }
 
-    async fn apply(&self, d: &ScalingDecision, now: DateTime<Utc>) -> Result<ScalingAction, ScalerError> {
+    async fn apply(
+        &self,
+        d: &ScalingDecision,
+        now: DateTime<Utc>,
+    ) -> Result<ScalingAction, ScalerError> {
         match &d.target {
             Target::Nodegroup { cluster, nodegroup } => {
                 let observed = self.eks.observe_nodegroup(cluster, nodegroup).await?;
@@ -277,21 +316,37 @@ impl Scaler {
                 if action.outcome.changed_target()
                     && let Some(size) = action.applied
                 {
-                    self.eks.set_nodegroup_size(cluster, nodegroup, size, &d.id.to_string()).await?;
+                    self.eks
+                        .set_nodegroup_size(cluster, nodegroup, size, &d.id.to_string())
+                        .await?;
                 }
                 Ok(action)
             }
-            Target::Deployment { cluster, namespace, name } => {
+            Target::Deployment {
+                cluster,
+                namespace,
+                name,
+            } => {
                 if !self.kube.knows(cluster) {
                     let access = self.eks.cluster_access(cluster).await?;
                     self.kube.add_cluster(cluster, access)?;
                 }
                 let current = self.kube.replicas(cluster, namespace, name).await?;
-                let action = plan(d, Observed { current, min: None, max: None }, now);
+                let action = plan(
+                    d,
+                    Observed {
+                        current,
+                        min: None,
+                        max: None,
+                    },
+                    now,
+                );
                 if action.outcome.changed_target()
                     && let Some(size) = action.applied
                 {
-                    self.kube.set_replicas(cluster, namespace, name, size).await?;
+                    self.kube
+                        .set_replicas(cluster, namespace, name, size)
+                        .await?;
                 }
                 Ok(action)
             }
@@ -300,7 +355,12 @@ impl Scaler {
 }
 
 /// An action that applies nothing.
-fn skipped(d: &ScalingDecision, outcome: Outcome, reason: String, now: DateTime<Utc>) -> ScalingAction {
+fn skipped(
+    d: &ScalingDecision,
+    outcome: Outcome,
+    reason: String,
+    now: DateTime<Utc>,
+) -> ScalingAction {
     ScalingAction {
         decision_id: d.id,
         service: d.service.clone(),
@@ -333,7 +393,9 @@ mod tests {
             .region(Region::new("us-east-1"))
             .endpoint_url("http://127.0.0.1:1")
             .retry_config(aws_config::retry::RetryConfig::disabled())
-            .credentials_provider(SharedCredentialsProvider::new(Credentials::new("a", "b", None, None, "t")))
+            .credentials_provider(SharedCredentialsProvider::new(Credentials::new(
+                "a", "b", None, None, "t",
+            )))
             .build();
         Scaler::new(&sdk, config).expect("a scaler")
     }
@@ -342,14 +404,24 @@ mod tests {
         "2026-11-21T10:01:00Z".parse().unwrap()
     }
 
-    fn decision(n: u128, nodegroup: &str, desired: u32, issued_min: i64, mode: Mode) -> ScalingDecision {
-        let issued_at: DateTime<Utc> = "2026-11-21T10:00:00Z".parse::<DateTime<Utc>>().unwrap() + Duration::minutes(issued_min);
+    fn decision(
+        n: u128,
+        nodegroup: &str,
+        desired: u32,
+        issued_min: i64,
+        mode: Mode,
+    ) -> ScalingDecision {
+        let issued_at: DateTime<Utc> = "2026-11-21T10:00:00Z".parse::<DateTime<Utc>>().unwrap()
+            + Duration::minutes(issued_min);
         ScalingDecision {
             id: Uuid::from_u128(n),
             service: "checkout".into(),
             issued_at,
             expires_at: issued_at + Duration::minutes(5),
-            target: Target::Nodegroup { cluster: "prod".into(), nodegroup: nodegroup.into() },
+            target: Target::Nodegroup {
+                cluster: "prod".into(),
+                nodegroup: nodegroup.into(),
+            },
             current: 2,
             desired,
             min: 1,
@@ -362,13 +434,22 @@ mod tests {
     }
 
     fn event(decisions: &[(i64, i64, &ScalingDecision)]) -> KafkaEvent {
-        let values: Vec<(i64, i64, Vec<u8>)> =
-            decisions.iter().map(|(p, o, d)| (*p, *o, serde_json::to_vec(d).unwrap())).collect();
-        kafka_event("scaling-decisions", values.iter().map(|(p, o, v)| (*p, *o, v.as_slice())))
+        let values: Vec<(i64, i64, Vec<u8>)> = decisions
+            .iter()
+            .map(|(p, o, d)| (*p, *o, serde_json::to_vec(d).unwrap()))
+            .collect();
+        kafka_event(
+            "scaling-decisions",
+            values.iter().map(|(p, o, v)| (*p, *o, v.as_slice())),
+        )
     }
 
     fn outcomes(report: &BatchReport) -> Vec<(String, Outcome)> {
-        report.actions.iter().map(|(id, a)| (id.to_string(), a.outcome)).collect()
+        report
+            .actions
+            .iter()
+            .map(|(id, a)| (id.to_string(), a.outcome))
+            .collect()
     }
 
     #[tokio::test]
@@ -378,12 +459,20 @@ mod tests {
         let newer = decision(2, "web", 6, 1, Mode::DryRun);
         let other = decision(3, "batch", 3, 0, Mode::DryRun);
         // The newer one arrives first: order in the batch does not matter.
-        let report = scaler.handle_kafka(&event(&[(0, 10, &newer), (0, 11, &older), (1, 5, &other)]), now()).await;
+        let report = scaler
+            .handle_kafka(
+                &event(&[(0, 10, &newer), (0, 11, &older), (1, 5, &other)]),
+                now(),
+            )
+            .await;
         assert_eq!(
             outcomes(&report),
             [
                 ("scaling-decisions-0@10".to_string(), Outcome::DryRun),
-                ("scaling-decisions-0@11".to_string(), Outcome::SkippedSuperseded),
+                (
+                    "scaling-decisions-0@11".to_string(),
+                    Outcome::SkippedSuperseded
+                ),
                 ("scaling-decisions-1@5".to_string(), Outcome::DryRun),
             ]
         );
@@ -397,17 +486,33 @@ mod tests {
         let scaler = offline_scaler(Config::default());
         let stale = decision(1, "web", 5, -30, Mode::Apply);
         let mut ev = event(&[(0, 1, &stale)]);
-        let bad = kafka_event("scaling-decisions", [(0, 2, &b"{\"id\":\"not a decision\"}"[..])]);
-        ev.records.get_mut("scaling-decisions-0").unwrap().extend(bad.records["scaling-decisions-0"].clone());
+        let bad = kafka_event(
+            "scaling-decisions",
+            [(0, 2, &b"{\"id\":\"not a decision\"}"[..])],
+        );
+        ev.records
+            .get_mut("scaling-decisions-0")
+            .unwrap()
+            .extend(bad.records["scaling-decisions-0"].clone());
         let mut not_b64 = bad.records["scaling-decisions-0"][0].clone();
         not_b64.offset = 3;
         not_b64.value = Some("%%%".into());
-        ev.records.get_mut("scaling-decisions-0").unwrap().push(not_b64);
+        ev.records
+            .get_mut("scaling-decisions-0")
+            .unwrap()
+            .push(not_b64);
         let report = scaler.handle_kafka(&ev, now()).await;
-        assert_eq!(outcomes(&report), [("scaling-decisions-0@1".to_string(), Outcome::SkippedStale)]);
+        assert_eq!(
+            outcomes(&report),
+            [("scaling-decisions-0@1".to_string(), Outcome::SkippedStale)]
+        );
         assert_eq!(report.invalid.len(), 2);
         assert_eq!(report.invalid[0].0.offset, 2);
-        assert!(report.invalid[1].1.contains("base64"), "{}", report.invalid[1].1);
+        assert!(
+            report.invalid[1].1.contains("base64"),
+            "{}",
+            report.invalid[1].1
+        );
         assert!(report.response.batch_item_failures.is_empty());
     }
 
@@ -419,13 +524,28 @@ mod tests {
         invalid.min = 9;
         invalid.max = 3;
         let dry = decision(3, "cache", 5, 0, Mode::DryRun);
-        let report =
-            scaler.handle_kafka(&event(&[(2, 40, &reachable_fails), (2, 41, &invalid), (3, 7, &dry)]), now()).await;
+        let report = scaler
+            .handle_kafka(
+                &event(&[(2, 40, &reachable_fails), (2, 41, &invalid), (3, 7, &dry)]),
+                now(),
+            )
+            .await;
         let failed = &report.actions[0].1;
         assert_eq!(failed.outcome, Outcome::Failed);
-        assert!(failed.retryable, "a connection failure is retryable: {}", failed.reason);
-        assert!(failed.reason.contains("DescribeNodegroup"), "{}", failed.reason);
-        assert_eq!((report.actions[1].1.outcome, report.actions[1].1.retryable), (Outcome::Failed, false));
+        assert!(
+            failed.retryable,
+            "a connection failure is retryable: {}",
+            failed.reason
+        );
+        assert!(
+            failed.reason.contains("DescribeNodegroup"),
+            "{}",
+            failed.reason
+        );
+        assert_eq!(
+            (report.actions[1].1.outcome, report.actions[1].1.retryable),
+            (Outcome::Failed, false)
+        );
         assert_eq!(report.actions[2].1.outcome, Outcome::DryRun);
         assert_eq!(
             serde_json::to_value(&report.response).unwrap(),
@@ -435,11 +555,17 @@ mod tests {
 
     #[tokio::test]
     async fn forced_dry_run_never_calls_aws() {
-        let scaler = offline_scaler(Config { force_dry_run: true, ..Config::default() });
+        let scaler = offline_scaler(Config {
+            force_dry_run: true,
+            ..Config::default()
+        });
         let d = decision(1, "web", 50, 0, Mode::Apply);
         let report = scaler.handle_kafka(&event(&[(0, 1, &d)]), now()).await;
         let a = &report.actions[0].1;
-        assert_eq!((a.outcome, a.mode, a.applied), (Outcome::DryRun, Mode::DryRun, Some(10)));
+        assert_eq!(
+            (a.outcome, a.mode, a.applied),
+            (Outcome::DryRun, Mode::DryRun, Some(10))
+        );
     }
 
     #[tokio::test]
@@ -452,7 +578,10 @@ mod tests {
         assert_eq!(out["outcome"], "dry-run");
         assert_eq!(out["decision_id"], d.id.to_string());
         let ev = serde_json::to_value(event(&[(0, 1, &d)])).unwrap();
-        let out = scaler.handle(Invocation::from_json(ev).unwrap(), now()).await.unwrap();
+        let out = scaler
+            .handle(Invocation::from_json(ev).unwrap(), now())
+            .await
+            .unwrap();
         assert_eq!(out, serde_json::json!({"batchItemFailures": []}));
         assert!(Invocation::from_json(serde_json::json!({"hello": 1})).is_err());
     }

@@ -20,7 +20,9 @@ use std::time::{Duration, Instant, SystemTime};
 use aws_config::SdkConfig;
 use aws_credential_types::Credentials;
 use aws_credential_types::provider::ProvideCredentials;
-use aws_sigv4::http_request::{SignableBody, SignableRequest, SignatureLocation, SigningSettings, sign};
+use aws_sigv4::http_request::{
+    SignableBody, SignableRequest, SignatureLocation, SigningSettings, sign,
+};
 use aws_sigv4::sign::v4;
 use aws_smithy_runtime_api::client::identity::Identity;
 use base64::Engine as _;
@@ -69,7 +71,10 @@ pub struct Kube {
 
 impl std::fmt::Debug for Kube {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Kube").field("sts_url", &self.sts_url).field("timeout", &self.timeout).finish()
+        f.debug_struct("Kube")
+            .field("sts_url", &self.sts_url)
+            .field("timeout", &self.timeout)
+            .finish()
     }
 }
 
@@ -77,7 +82,10 @@ impl Kube {
     /// A client signing tokens with `sdk`'s credentials and region, for the
     /// STS endpoint `sts_url` (default `https://sts.{region}.amazonaws.com/`).
     pub fn new(sdk: &SdkConfig, sts_url: Option<String>, timeout: Duration) -> Kube {
-        let region = sdk.region().map(|r| r.to_string()).unwrap_or_else(|| "us-east-1".into());
+        let region = sdk
+            .region()
+            .map(|r| r.to_string())
+            .unwrap_or_else(|| "us-east-1".into());
         Kube {
             sdk: sdk.clone(),
             sts_url: sts_url.unwrap_or_else(|| format!("https://sts.{region}.amazonaws.com/")),
@@ -89,12 +97,18 @@ impl Kube {
 
     /// True once [`Kube::add_cluster`] was called for `cluster`.
     pub fn knows(&self, cluster: &str) -> bool {
-        self.clusters.lock().expect("cluster map").contains_key(cluster)
+        self.clusters
+            .lock()
+            .expect("cluster map")
+            .contains_key(cluster)
     }
 
     /// Registers how to reach `cluster` (from `DescribeCluster`, or a test).
     pub fn add_cluster(&self, cluster: &str, access: ClusterAccess) -> Result<(), ScalerError> {
-        let bad = |message: String| ScalerError::ClusterAccess { cluster: cluster.into(), message };
+        let bad = |message: String| ScalerError::ClusterAccess {
+            cluster: cluster.into(),
+            message,
+        };
         if !access.endpoint.starts_with("https://") {
             return Err(bad(format!("endpoint {:?} is not https", access.endpoint)));
         }
@@ -109,14 +123,23 @@ impl Kube {
             .build()
             .map_err(|e| bad(format!("building the HTTPS client: {e}")))?;
         let base = access.endpoint.trim_end_matches('/').to_string();
-        self.clusters.lock().expect("cluster map").insert(cluster.into(), Arc::new(KubeCluster { base, http }));
+        self.clusters
+            .lock()
+            .expect("cluster map")
+            .insert(cluster.into(), Arc::new(KubeCluster { base, http }));
         Ok(())
     }
 
     fn cluster(&self, cluster: &str) -> Result<Arc<KubeCluster>, ScalerError> {
-        self.clusters.lock().expect("cluster map").get(cluster).cloned().ok_or_else(|| {
-            ScalerError::ClusterAccess { cluster: cluster.into(), message: "cluster endpoint unknown".into() }
-        })
+        self.clusters
+            .lock()
+            .expect("cluster map")
+            .get(cluster)
+            .cloned()
+            .ok_or_else(|| ScalerError::ClusterAccess {
+                cluster: cluster.into(),
+                message: "cluster endpoint unknown".into(),
+            })
     }
 
     /// A bearer token for `cluster`, reused for 10 minutes.
@@ -130,10 +153,20 @@ impl Kube {
             .sdk
             .credentials_provider()
             .ok_or_else(|| ScalerError::Token("no AWS credentials provider configured".into()))?;
-        let creds = provider.provide_credentials().await.map_err(|e| ScalerError::Token(e.to_string()))?;
-        let region = self.sdk.region().map(|r| r.to_string()).unwrap_or_else(|| "us-east-1".into());
+        let creds = provider
+            .provide_credentials()
+            .await
+            .map_err(|e| ScalerError::Token(e.to_string()))?;
+        let region = self
+            .sdk
+            .region()
+            .map(|r| r.to_string())
+            .unwrap_or_else(|| "us-east-1".into());
         let token = presign_token(&creds, &region, cluster, &self.sts_url, SystemTime::now())?;
-        self.tokens.lock().expect("token cache").insert(cluster.into(), (token.clone(), Instant::now()));
+        self.tokens
+            .lock()
+            .expect("token cache")
+            .insert(cluster.into(), (token.clone(), Instant::now()));
         Ok(token)
     }
 
@@ -142,18 +175,40 @@ impl Kube {
     }
 
     /// `GET …/deployments/{name}/scale`: the Deployment's desired replicas.
-    pub async fn replicas(&self, cluster: &str, namespace: &str, name: &str) -> Result<u32, ScalerError> {
+    pub async fn replicas(
+        &self,
+        cluster: &str,
+        namespace: &str,
+        name: &str,
+    ) -> Result<u32, ScalerError> {
         const OP: &str = "GET deployments/scale";
         let c = self.cluster(cluster)?;
         let url = scale_url(&c.base, namespace, name)?;
         let token = self.token(cluster).await?;
-        let resp = c.http.get(&url).bearer_auth(&token).header("accept", "application/json").send().await;
+        let resp = c
+            .http
+            .get(&url)
+            .bearer_auth(&token)
+            .header("accept", "application/json")
+            .send()
+            .await;
         let body = self.check(cluster, OP, resp).await?;
-        parse_scale(&body).map_err(|message| ScalerError::Kube { operation: OP, status: None, message, retryable: false })
+        parse_scale(&body).map_err(|message| ScalerError::Kube {
+            operation: OP,
+            status: None,
+            message,
+            retryable: false,
+        })
     }
 
     /// Merge-`PATCH …/deployments/{name}/scale` with `{"spec":{"replicas":n}}`.
-    pub async fn set_replicas(&self, cluster: &str, namespace: &str, name: &str, replicas: u32) -> Result<(), ScalerError> {
+    pub async fn set_replicas(
+        &self,
+        cluster: &str,
+        namespace: &str,
+        name: &str,
+        replicas: u32,
+    ) -> Result<(), ScalerError> {
         const OP: &str = "PATCH deployments/scale";
         let c = self.cluster(cluster)?;
         let url = scale_url(&c.base, namespace, name)?;
@@ -198,9 +253,18 @@ impl Kube {
         }
         let message = serde_json::from_slice::<serde_json::Value>(&body)
             .ok()
-            .and_then(|v| v.get("message").and_then(|m| m.as_str()).map(str::to_string))
+            .and_then(|v| {
+                v.get("message")
+                    .and_then(|m| m.as_str())
+                    .map(str::to_string)
+            })
             .unwrap_or_else(|| String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned());
-        Err(ScalerError::Kube { operation, status: Some(status), message, retryable: kube_status_is_retryable(status) })
+        Err(ScalerError::Kube {
+            operation,
+            status: Some(status),
+            message,
+            retryable: kube_status_is_retryable(status),
+        })
     }
 }
 
@@ -209,7 +273,8 @@ impl Kube {
 pub fn is_valid_name(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 253
-        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
         && s.as_bytes()[0].is_ascii_alphanumeric()
         && s.as_bytes()[s.len() - 1].is_ascii_alphanumeric()
 }
@@ -227,12 +292,15 @@ pub fn scale_url(base: &str, namespace: &str, name: &str) -> Result<String, Scal
             });
         }
     }
-    Ok(format!("{base}/apis/apps/v1/namespaces/{namespace}/deployments/{name}/scale"))
+    Ok(format!(
+        "{base}/apis/apps/v1/namespaces/{namespace}/deployments/{name}/scale"
+    ))
 }
 
 /// `spec.replicas` of an `autoscaling/v1` `Scale` (absent means 0).
 pub fn parse_scale(body: &[u8]) -> Result<u32, String> {
-    let v: serde_json::Value = serde_json::from_slice(body).map_err(|e| format!("Scale is not JSON: {e}"))?;
+    let v: serde_json::Value =
+        serde_json::from_slice(body).map_err(|e| format!("Scale is not JSON: {e}"))?;
     match v.pointer("/spec/replicas") {
         None | Some(serde_json::Value::Null) => Ok(0),
         Some(n) => n
@@ -252,7 +320,10 @@ pub fn presign_token(
     sts_url: &str,
     now: SystemTime,
 ) -> Result<String, ScalerError> {
-    let base = format!("{}?Action=GetCallerIdentity&Version=2011-06-15", ensure_slash(sts_url));
+    let base = format!(
+        "{}?Action=GetCallerIdentity&Version=2011-06-15",
+        ensure_slash(sts_url)
+    );
     let mut settings = SigningSettings::default();
     settings.signature_location = SignatureLocation::QueryParams;
     settings.expires_in = Some(Duration::from_secs(60));
@@ -273,7 +344,9 @@ pub fn presign_token(
         SignableBody::Bytes(&[]),
     )
     .map_err(|e| ScalerError::Token(e.to_string()))?;
-    let (instructions, _signature) = sign(request, &params).map_err(|e| ScalerError::Token(e.to_string()))?.into_parts();
+    let (instructions, _signature) = sign(request, &params)
+        .map_err(|e| ScalerError::Token(e.to_string()))?
+        .into_parts();
     let mut url = base;
     for (name, value) in instructions.params() {
         url.push('&');
@@ -281,18 +354,27 @@ pub fn presign_token(
         url.push('=');
         url.extend(form_urlencoded::byte_serialize(value.as_bytes()));
     }
-    Ok(format!("{TOKEN_PREFIX}{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(url)))
+    Ok(format!(
+        "{TOKEN_PREFIX}{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(url)
+    ))
 }
 
 fn ensure_slash(url: &str) -> String {
     let after_scheme = url.split_once("://").map(|(_, rest)| rest).unwrap_or(url);
-    if after_scheme.contains('/') { url.to_string() } else { format!("{url}/") }
+    if after_scheme.contains('/') {
+        url.to_string()
+    } else {
+        format!("{url}/")
+    }
 }
 
 /// Decodes a token back into its presigned URL (for tests and debugging).
 pub fn token_url(token: &str) -> Option<String> {
     let b64 = token.strip_prefix(TOKEN_PREFIX)?;
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(b64).ok()?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(b64)
+        .ok()?;
     String::from_utf8(bytes).ok()
 }
 
@@ -302,13 +384,31 @@ mod tests {
 
     #[test]
     fn token_is_a_presigned_get_caller_identity() {
-        let creds = Credentials::new("AKIDEXAMPLE", "secret", Some("session+/=".into()), None, "test");
+        let creds = Credentials::new(
+            "AKIDEXAMPLE",
+            "secret",
+            Some("session+/=".into()),
+            None,
+            "test",
+        );
         let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_795_255_200);
-        let token = presign_token(&creds, "eu-west-1", "prod", "https://sts.eu-west-1.amazonaws.com", now).unwrap();
+        let token = presign_token(
+            &creds,
+            "eu-west-1",
+            "prod",
+            "https://sts.eu-west-1.amazonaws.com",
+            now,
+        )
+        .unwrap();
         assert!(token.starts_with(TOKEN_PREFIX));
         assert!(!token.contains('='), "no padding");
         let url = token_url(&token).unwrap();
-        assert!(url.starts_with("https://sts.eu-west-1.amazonaws.com/?Action=GetCallerIdentity&Version=2011-06-15&"), "{url}");
+        assert!(
+            url.starts_with(
+                "https://sts.eu-west-1.amazonaws.com/?Action=GetCallerIdentity&Version=2011-06-15&"
+            ),
+            "{url}"
+        );
         for part in [
             "X-Amz-Algorithm=AWS4-HMAC-SHA256",
             "X-Amz-Credential=AKIDEXAMPLE%2F20261121%2Feu-west-1%2Fsts%2Faws4_request",
@@ -320,7 +420,14 @@ mod tests {
         ] {
             assert!(url.contains(part), "{part} missing in {url}");
         }
-        let other = presign_token(&creds, "eu-west-1", "staging", "https://sts.eu-west-1.amazonaws.com/", now).unwrap();
+        let other = presign_token(
+            &creds,
+            "eu-west-1",
+            "staging",
+            "https://sts.eu-west-1.amazonaws.com/",
+            now,
+        )
+        .unwrap();
         assert_ne!(token, other, "the cluster name is signed");
     }
 
@@ -341,7 +448,10 @@ mod tests {
 
     #[test]
     fn scale_bodies() {
-        assert_eq!(parse_scale(br#"{"kind":"Scale","spec":{"replicas":3},"status":{"replicas":2}}"#), Ok(3));
+        assert_eq!(
+            parse_scale(br#"{"kind":"Scale","spec":{"replicas":3},"status":{"replicas":2}}"#),
+            Ok(3)
+        );
         assert_eq!(parse_scale(br#"{"kind":"Scale","spec":{}}"#), Ok(0));
         assert!(parse_scale(br#"{"spec":{"replicas":-1}}"#).is_err());
         assert!(parse_scale(b"<html>").is_err());
@@ -352,11 +462,23 @@ mod tests {
         let sdk = SdkConfig::builder().build();
         let kube = Kube::new(&sdk, None, Duration::from_secs(1));
         let e = kube
-            .add_cluster("c", ClusterAccess { endpoint: "http://x".into(), ca_pem: b"pem".to_vec() })
+            .add_cluster(
+                "c",
+                ClusterAccess {
+                    endpoint: "http://x".into(),
+                    ca_pem: b"pem".to_vec(),
+                },
+            )
             .unwrap_err();
         assert!(e.to_string().contains("not https"));
         let e = kube
-            .add_cluster("c", ClusterAccess { endpoint: "https://x".into(), ca_pem: b"not a pem".to_vec() })
+            .add_cluster(
+                "c",
+                ClusterAccess {
+                    endpoint: "https://x".into(),
+                    ca_pem: b"not a pem".to_vec(),
+                },
+            )
             .unwrap_err();
         assert!(!e.is_retryable());
         assert!(!kube.knows("c"));

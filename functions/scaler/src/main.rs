@@ -18,9 +18,11 @@ async fn main() -> Result<(), Error> {
     let sdk = aws_config::load_from_env().await;
     let scaler = Scaler::new(&sdk, config)?;
     let scaler = &scaler;
-    lambda_runtime::run(service_fn(move |event: LambdaEvent<serde_json::Value>| async move {
-        let invocation = Invocation::from_json(event.payload)?;
-        Ok::<_, Error>(scaler.handle(invocation, chrono::Utc::now()).await?)
-    }))
+    lambda_runtime::run(service_fn(
+        move |event: LambdaEvent<serde_json::Value>| async move {
+            let invocation = Invocation::from_json(event.payload)?;
+            Ok::<_, Error>(scaler.handle(invocation, chrono::Utc::now()).await?)
+        },
+    ))
     .await
 }

@@ -21,7 +21,11 @@ impl Observed {
     /// What the planner believed when it made the decision (`current`, no
     /// target bounds): what a dry run without AWS access can go on.
     pub fn from_decision(decision: &ScalingDecision) -> Observed {
-        Observed { current: decision.current, min: None, max: None }
+        Observed {
+            current: decision.current,
+            min: None,
+            max: None,
+        }
     }
 }
 
@@ -30,16 +34,21 @@ impl Observed {
 pub fn validate(decision: &ScalingDecision) -> Result<(), String> {
     use prescient_contracts::decision::Target;
     if decision.min > decision.max {
-        return Err(format!("invalid bounds: min {} > max {}", decision.min, decision.max));
+        return Err(format!(
+            "invalid bounds: min {} > max {}",
+            decision.min, decision.max
+        ));
     }
     if decision.service.is_empty() {
         return Err("empty service".into());
     }
     let names_ok = match &decision.target {
         Target::Nodegroup { cluster, nodegroup } => !cluster.is_empty() && !nodegroup.is_empty(),
-        Target::Deployment { cluster, namespace, name } => {
-            !cluster.is_empty() && !namespace.is_empty() && !name.is_empty()
-        }
+        Target::Deployment {
+            cluster,
+            namespace,
+            name,
+        } => !cluster.is_empty() && !namespace.is_empty() && !name.is_empty(),
     };
     if !names_ok {
         return Err("target has an empty name".into());
@@ -93,7 +102,10 @@ pub fn plan(decision: &ScalingDecision, observed: Observed, now: DateTime<Utc>) 
     let lo = decision.min.max(observed.min.unwrap_or(0));
     let hi = decision.max.min(observed.max.unwrap_or(u32::MAX)).max(lo);
     let clamp_note = if target != decision.desired {
-        format!("desired {} clamped to {target} (bounds {lo}..={hi}); ", decision.desired)
+        format!(
+            "desired {} clamped to {target} (bounds {lo}..={hi}); ",
+            decision.desired
+        )
     } else {
         String::new()
     };
@@ -107,10 +119,17 @@ pub fn plan(decision: &ScalingDecision, observed: Observed, now: DateTime<Utc>) 
     match decision.mode {
         Mode::DryRun => {
             action.outcome = Outcome::DryRun;
-            action.reason = format!("{clamp_note}dry-run: would set {} → {target}", observed.current);
+            action.reason = format!(
+                "{clamp_note}dry-run: would set {} → {target}",
+                observed.current
+            );
         }
         Mode::Apply => {
-            action.outcome = if target != decision.desired { Outcome::Clamped } else { Outcome::Applied };
+            action.outcome = if target != decision.desired {
+                Outcome::Clamped
+            } else {
+                Outcome::Applied
+            };
             action.reason = format!("{clamp_note}set {} → {target}", observed.current);
         }
     }
@@ -129,7 +148,10 @@ mod tests {
             service: "checkout".into(),
             issued_at: "2026-11-21T10:00:00Z".parse().unwrap(),
             expires_at: "2026-11-21T10:05:00Z".parse().unwrap(),
-            target: Target::Nodegroup { cluster: "prod".into(), nodegroup: "web".into() },
+            target: Target::Nodegroup {
+                cluster: "prod".into(),
+                nodegroup: "web".into(),
+            },
             current: 2,
             desired,
             min: 1,
@@ -145,7 +167,11 @@ mod tests {
         "2026-11-21T10:01:00Z".parse().unwrap()
     }
 
-    const NG: Observed = Observed { current: 2, min: Some(1), max: Some(10) };
+    const NG: Observed = Observed {
+        current: 2,
+        min: Some(1),
+        max: Some(10),
+    };
 
     #[test]
     fn applies_within_bounds() {
@@ -161,7 +187,11 @@ mod tests {
         let a = plan(&decision(50, Mode::Apply), NG, now());
         assert_eq!(a.outcome, Outcome::Clamped);
         assert_eq!(a.applied, Some(10));
-        assert!(a.reason.contains("clamped to 10 (bounds 1..=10)"), "{}", a.reason);
+        assert!(
+            a.reason.contains("clamped to 10 (bounds 1..=10)"),
+            "{}",
+            a.reason
+        );
         let mut d = decision(0, Mode::Apply);
         d.min = 3;
         let a = plan(&d, NG, now());
@@ -190,7 +220,10 @@ mod tests {
     #[test]
     fn dry_run_reports_what_would_happen() {
         let a = plan(&decision(50, Mode::DryRun), NG, now());
-        assert_eq!((a.outcome, a.applied, a.mode), (Outcome::DryRun, Some(10), Mode::DryRun));
+        assert_eq!(
+            (a.outcome, a.applied, a.mode),
+            (Outcome::DryRun, Some(10), Mode::DryRun)
+        );
         assert!(a.reason.contains("would set 2 → 10"), "{}", a.reason);
         let d = decision(4, Mode::DryRun);
         let a = plan(&d, Observed::from_decision(&d), now());
@@ -207,7 +240,11 @@ mod tests {
         assert!(!a.retryable);
         assert!(a.reason.contains("min 11 > max 3"));
         let mut d = decision(5, Mode::Apply);
-        d.target = Target::Deployment { cluster: "c".into(), namespace: String::new(), name: "x".into() };
+        d.target = Target::Deployment {
+            cluster: "c".into(),
+            namespace: String::new(),
+            name: "x".into(),
+        };
         assert_eq!(plan(&d, NG, now()).outcome, Outcome::Failed);
     }
 }

@@ -49,13 +49,21 @@ impl Publisher {
 
     /// Also publishes to Kafka as `config` says.
     #[cfg(feature = "kafka")]
-    pub fn with_kafka(mut self, config: &crate::config::KafkaConfig) -> Result<Publisher, ScalerError> {
+    pub fn with_kafka(
+        mut self,
+        config: &crate::config::KafkaConfig,
+    ) -> Result<Publisher, ScalerError> {
         let mut client = rdkafka::ClientConfig::new();
-        client.set("bootstrap.servers", &config.brokers).set("message.timeout.ms", "5000").set("acks", "all");
+        client
+            .set("bootstrap.servers", &config.brokers)
+            .set("message.timeout.ms", "5000")
+            .set("acks", "all");
         for (k, v) in &config.properties {
             client.set(k, v);
         }
-        let producer = client.create().map_err(|e| ScalerError::Config(format!("Kafka producer: {e}")))?;
+        let producer = client
+            .create()
+            .map_err(|e| ScalerError::Config(format!("Kafka producer: {e}")))?;
         self.kafka = Some((producer, config.topic.clone()));
         Ok(self)
     }
@@ -79,7 +87,9 @@ impl Publisher {
         let results: Vec<Result<(), ScalerError>> = match &self.topic_arn {
             None => actions.iter().map(|_| Ok(())).collect(),
             Some(topic) => {
-                let calls = actions.chunks(SNS_BATCH).map(|chunk| self.publish_chunk(topic, chunk));
+                let calls = actions
+                    .chunks(SNS_BATCH)
+                    .map(|chunk| self.publish_chunk(topic, chunk));
                 join_all(calls).await.into_iter().flatten().collect()
             }
         };
@@ -106,21 +116,47 @@ impl Publisher {
         results
     }
 
-    async fn publish_chunk(&self, topic: &str, chunk: &[ScalingAction]) -> Vec<Result<(), ScalerError>> {
-        let entries: Vec<PublishBatchRequestEntry> = chunk.iter().enumerate().map(|(i, a)| entry(i, a)).collect();
-        match self.sns.publish_batch().topic_arn(topic).set_publish_batch_request_entries(Some(entries)).send().await {
+    async fn publish_chunk(
+        &self,
+        topic: &str,
+        chunk: &[ScalingAction],
+    ) -> Vec<Result<(), ScalerError>> {
+        let entries: Vec<PublishBatchRequestEntry> =
+            chunk.iter().enumerate().map(|(i, a)| entry(i, a)).collect();
+        match self
+            .sns
+            .publish_batch()
+            .topic_arn(topic)
+            .set_publish_batch_request_entries(Some(entries))
+            .send()
+            .await
+        {
             Err(e) => {
                 let retryable = sdk_error_is_retryable(&e);
                 let message = aws_sdk_sns::error::DisplayErrorContext(&e).to_string();
                 tracing::error!(%message, retryable, "SNS PublishBatch failed");
-                chunk.iter().map(|_| Err(ScalerError::Publish(message.clone()))).collect()
+                chunk
+                    .iter()
+                    .map(|_| Err(ScalerError::Publish(message.clone())))
+                    .collect()
             }
             Ok(out) => {
-                let mut results: Vec<Result<(), ScalerError>> = chunk.iter().map(|_| Ok(())).collect();
+                let mut results: Vec<Result<(), ScalerError>> =
+                    chunk.iter().map(|_| Ok(())).collect();
                 for f in out.failed() {
-                    let message = format!("SNS entry {}: {} {}", f.id(), f.code(), f.message().unwrap_or(""));
+                    let message = format!(
+                        "SNS entry {}: {} {}",
+                        f.id(),
+                        f.code(),
+                        f.message().unwrap_or("")
+                    );
                     tracing::error!(%message, "SNS PublishBatch entry failed");
-                    if let Some(slot) = f.id().parse::<usize>().ok().and_then(|i| results.get_mut(i)) {
+                    if let Some(slot) = f
+                        .id()
+                        .parse::<usize>()
+                        .ok()
+                        .and_then(|i| results.get_mut(i))
+                    {
                         *slot = Err(ScalerError::Publish(message));
                     }
                 }
@@ -131,18 +167,32 @@ impl Publisher {
 }
 
 #[cfg(feature = "kafka")]
-async fn send_kafka(producer: &rdkafka::producer::FutureProducer, topic: &str, a: &ScalingAction) -> Result<(), ScalerError> {
+async fn send_kafka(
+    producer: &rdkafka::producer::FutureProducer,
+    topic: &str,
+    a: &ScalingAction,
+) -> Result<(), ScalerError> {
     let key = a.target_key();
     let payload = serde_json::to_vec(a).expect("an action always serializes");
-    let record = rdkafka::producer::FutureRecord::to(topic).key(&key).payload(&payload);
-    producer.send(record, std::time::Duration::from_secs(5)).await.map(|_| ()).map_err(|(e, _)| {
-        tracing::error!(error = %e, "Kafka delivery of a scaling action failed");
-        ScalerError::Publish(format!("Kafka {topic}: {e}"))
-    })
+    let record = rdkafka::producer::FutureRecord::to(topic)
+        .key(&key)
+        .payload(&payload);
+    producer
+        .send(record, std::time::Duration::from_secs(5))
+        .await
+        .map(|_| ())
+        .map_err(|(e, _)| {
+            tracing::error!(error = %e, "Kafka delivery of a scaling action failed");
+            ScalerError::Publish(format!("Kafka {topic}: {e}"))
+        })
 }
 
 fn attr(value: &str) -> MessageAttributeValue {
-    MessageAttributeValue::builder().data_type("String").string_value(value).build().expect("data type is set")
+    MessageAttributeValue::builder()
+        .data_type("String")
+        .string_value(value)
+        .build()
+        .expect("data type is set")
 }
 
 fn entry(index: usize, a: &ScalingAction) -> PublishBatchRequestEntry {
@@ -161,7 +211,16 @@ fn entry(index: usize, a: &ScalingAction) -> PublishBatchRequestEntry {
 /// `prescient checkout: clamped nodegroup/prod/web`.
 pub fn subject(a: &ScalingAction) -> String {
     let s = format!("prescient {}: {} {}", a.service, a.outcome, a.target_key());
-    s.chars().map(|c| if c.is_ascii_graphic() || c == ' ' { c } else { '?' }).take(99).collect()
+    s.chars()
+        .map(|c| {
+            if c.is_ascii_graphic() || c == ' ' {
+                c
+            } else {
+                '?'
+            }
+        })
+        .take(99)
+        .collect()
 }
 
 #[cfg(test)]
@@ -175,7 +234,10 @@ mod tests {
         let a = ScalingAction {
             decision_id: uuid::Uuid::from_u128(1),
             service: "chéckout".into(),
-            target: Target::Nodegroup { cluster: "prod".into(), nodegroup: "web".into() },
+            target: Target::Nodegroup {
+                cluster: "prod".into(),
+                nodegroup: "web".into(),
+            },
             outcome: Outcome::Clamped,
             previous: Some(2),
             requested: 50,
@@ -185,7 +247,10 @@ mod tests {
             retryable: false,
             at: chrono::Utc::now(),
         };
-        assert_eq!(subject(&a), "prescient ch?ckout: clamped nodegroup/prod/web");
+        assert_eq!(
+            subject(&a),
+            "prescient ch?ckout: clamped nodegroup/prod/web"
+        );
         let e = entry(3, &a);
         assert_eq!(e.id(), "3");
         let back: ScalingAction = serde_json::from_str(e.message()).unwrap();

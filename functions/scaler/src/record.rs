@@ -60,8 +60,18 @@ pub fn records(event: &KafkaEvent) -> Vec<(RecordId, &KafkaRecord)> {
         .iter()
         .flat_map(|(key, recs)| {
             recs.iter().map(move |r| {
-                let topic = r.topic.clone().unwrap_or_else(|| topic_of_key(key, r.partition));
-                (RecordId { topic, partition: r.partition, offset: r.offset }, r)
+                let topic = r
+                    .topic
+                    .clone()
+                    .unwrap_or_else(|| topic_of_key(key, r.partition));
+                (
+                    RecordId {
+                        topic,
+                        partition: r.partition,
+                        offset: r.offset,
+                    },
+                    r,
+                )
             })
         })
         .collect();
@@ -78,7 +88,9 @@ fn topic_of_key(key: &str, partition: i64) -> String {
 /// The bytes of one record's base64 value.
 pub fn value_bytes(record: &KafkaRecord) -> Result<Vec<u8>, DecodeError> {
     let value = record.value.as_deref().ok_or(DecodeError::NoValue)?;
-    base64::engine::general_purpose::STANDARD.decode(value.trim()).map_err(|e| DecodeError::Base64(e.to_string()))
+    base64::engine::general_purpose::STANDARD
+        .decode(value.trim())
+        .map_err(|e| DecodeError::Base64(e.to_string()))
 }
 
 /// Decodes one record's base64 value into a decision.
@@ -96,7 +108,10 @@ pub fn encode_value(bytes: &[u8]) -> String {
 /// records grouped under `{topic}-{partition}`, values base64-encoded.
 /// Each item is `(partition, offset, value)`. For tests, benchmarks and the
 /// demo.
-pub fn kafka_event<'a>(topic: &str, items: impl IntoIterator<Item = (i64, i64, &'a [u8])>) -> KafkaEvent {
+pub fn kafka_event<'a>(
+    topic: &str,
+    items: impl IntoIterator<Item = (i64, i64, &'a [u8])>,
+) -> KafkaEvent {
     let mut groups: serde_json::Map<String, serde_json::Value> = serde_json::Map::new();
     for (partition, offset, value) in items {
         let record = serde_json::json!({
@@ -109,8 +124,13 @@ pub fn kafka_event<'a>(topic: &str, items: impl IntoIterator<Item = (i64, i64, &
             "value": encode_value(value),
             "headers": [],
         });
-        let group = groups.entry(format!("{topic}-{partition}")).or_insert_with(|| serde_json::json!([]));
-        group.as_array_mut().expect("group is an array").push(record);
+        let group = groups
+            .entry(format!("{topic}-{partition}"))
+            .or_insert_with(|| serde_json::json!([]));
+        group
+            .as_array_mut()
+            .expect("group is an array")
+            .push(record);
     }
     serde_json::from_value(serde_json::json!({
         "eventSource": "aws:kafka",
@@ -194,11 +214,21 @@ mod tests {
 
     #[test]
     fn built_events_round_trip() {
-        let event = kafka_event("scaling-decisions", [(2, 10, &b"{}"[..]), (0, 3, &b"x"[..]), (2, 11, &b"y"[..])]);
+        let event = kafka_event(
+            "scaling-decisions",
+            [(2, 10, &b"{}"[..]), (0, 3, &b"x"[..]), (2, 11, &b"y"[..])],
+        );
         assert_eq!(event.records.len(), 2);
         let recs = records(&event);
         let ids: Vec<String> = recs.iter().map(|(id, _)| id.to_string()).collect();
-        assert_eq!(ids, ["scaling-decisions-0@3", "scaling-decisions-2@10", "scaling-decisions-2@11"]);
+        assert_eq!(
+            ids,
+            [
+                "scaling-decisions-0@3",
+                "scaling-decisions-2@10",
+                "scaling-decisions-2@11"
+            ]
+        );
         assert_eq!(recs[0].1.value.as_deref(), Some("eA=="));
     }
 
@@ -213,13 +243,20 @@ mod tests {
     #[test]
     fn response_shape_and_dedup() {
         let mut r = KafkaBatchResponse::default();
-        let id = RecordId { topic: "scaling-decisions".into(), partition: 3, offset: 42 };
+        let id = RecordId {
+            topic: "scaling-decisions".into(),
+            partition: 3,
+            offset: 42,
+        };
         r.fail(&id);
         r.fail(&id);
         assert_eq!(
             serde_json::to_string(&r).unwrap(),
             r#"{"batchItemFailures":[{"itemIdentifier":{"topic-partition":"scaling-decisions-3","offset":42}}]}"#
         );
-        assert_eq!(serde_json::to_string(&KafkaBatchResponse::default()).unwrap(), r#"{"batchItemFailures":[]}"#);
+        assert_eq!(
+            serde_json::to_string(&KafkaBatchResponse::default()).unwrap(),
+            r#"{"batchItemFailures":[]}"#
+        );
     }
 }

@@ -41,7 +41,9 @@ pub fn moto_server_path() -> Result<PathBuf, String> {
     let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let root = manifest
         .ancestors()
-        .find(|d| std::fs::read_to_string(d.join("Cargo.toml")).is_ok_and(|t| t.contains("[workspace]")))
+        .find(|d| {
+            std::fs::read_to_string(d.join("Cargo.toml")).is_ok_and(|t| t.contains("[workspace]"))
+        })
         .unwrap_or(&manifest)
         .to_path_buf();
     let p = root.join(".venv/bin/moto_server");
@@ -61,8 +63,12 @@ impl MotoServer {
     /// answers. Panics (failing the test) when it cannot.
     pub fn start() -> MotoServer {
         let bin = moto_server_path().unwrap_or_else(|e| panic!("{e}"));
-        let port = TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port").port();
-        let log = std::env::temp_dir().join(format!("prescient-moto-{}-{port}.log", std::process::id()));
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let log =
+            std::env::temp_dir().join(format!("prescient-moto-{}-{port}.log", std::process::id()));
         let log_file = std::fs::File::create(&log).expect("moto log file");
         let child = Command::new(&bin)
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
@@ -96,7 +102,11 @@ impl MotoServer {
     /// How many requests so far had a request line containing `needle`
     /// (from the server's access log), e.g. `/node-groups/web/update-config`.
     pub fn requests_matching(&self, needle: &str) -> usize {
-        std::fs::read_to_string(&self.log).unwrap_or_default().lines().filter(|l| l.contains(needle)).count()
+        std::fs::read_to_string(&self.log)
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.contains(needle))
+            .count()
     }
 
     /// SDK configuration for moto: its endpoint for every service, region
@@ -126,7 +136,14 @@ impl Drop for MotoServer {
 pub async fn subscribe_queue(sdk: &SdkConfig, topic_arn: &str, name: &str) -> String {
     let sqs = aws_sdk_sqs::Client::new(sdk);
     let sns = aws_sdk_sns::Client::new(sdk);
-    let url = sqs.create_queue().queue_name(name).send().await.expect("CreateQueue").queue_url.expect("queue url");
+    let url = sqs
+        .create_queue()
+        .queue_name(name)
+        .send()
+        .await
+        .expect("CreateQueue")
+        .queue_url
+        .expect("queue url");
     let arn = format!("arn:aws:sqs:{REGION}:123456789012:{name}");
     sns.subscribe()
         .topic_arn(topic_arn)
@@ -141,7 +158,12 @@ pub async fn subscribe_queue(sdk: &SdkConfig, topic_arn: &str, name: &str) -> St
 
 /// Receives (and deletes) every message now in the queue, waiting until at
 /// least `at_least` arrived or `timeout` passed.
-pub async fn drain_queue(sdk: &SdkConfig, url: &str, at_least: usize, timeout: Duration) -> Vec<String> {
+pub async fn drain_queue(
+    sdk: &SdkConfig,
+    url: &str,
+    at_least: usize,
+    timeout: Duration,
+) -> Vec<String> {
     let sqs = aws_sdk_sqs::Client::new(sdk);
     let deadline = Instant::now() + timeout;
     let mut out = Vec::new();
@@ -157,7 +179,12 @@ pub async fn drain_queue(sdk: &SdkConfig, url: &str, at_least: usize, timeout: D
         let empty = msgs.is_empty();
         for m in msgs {
             if let Some(h) = m.receipt_handle() {
-                sqs.delete_message().queue_url(url).receipt_handle(h).send().await.expect("DeleteMessage");
+                sqs.delete_message()
+                    .queue_url(url)
+                    .receipt_handle(h)
+                    .send()
+                    .await
+                    .expect("DeleteMessage");
             }
             out.push(m.body.unwrap_or_default());
         }

@@ -60,11 +60,14 @@ fn scale(replicas: u32) -> serde_json::Value {
 }
 
 fn token_ok(authorization: &str) -> bool {
-    let Some(token) = authorization.strip_prefix("Bearer ") else { return false };
+    let Some(token) = authorization.strip_prefix("Bearer ") else {
+        return false;
+    };
     token.starts_with(TOKEN_PREFIX)
         && token_url(token).is_some_and(|u| {
-            u.starts_with("https://sts.us-east-1.amazonaws.com/?Action=GetCallerIdentity&Version=2011-06-15&")
-                && u.contains("X-Amz-SignedHeaders=host%3Bx-k8s-aws-id")
+            u.starts_with(
+                "https://sts.us-east-1.amazonaws.com/?Action=GetCallerIdentity&Version=2011-06-15&",
+            ) && u.contains("X-Amz-SignedHeaders=host%3Bx-k8s-aws-id")
                 && u.contains("X-Amz-Expires=60")
                 && u.contains("X-Amz-Signature=")
         })
@@ -72,7 +75,13 @@ fn token_ok(authorization: &str) -> bool {
 
 impl FakeKube {
     async fn serve(self, req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
-        let header = |n: &str| req.headers().get(n).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+        let header = |n: &str| {
+            req.headers()
+                .get(n)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+                .to_string()
+        };
         let mut seen = Seen {
             method: req.method().to_string(),
             path: req.uri().path().to_string(),
@@ -80,58 +89,100 @@ impl FakeKube {
             content_type: header("content-type"),
             body: String::new(),
         };
-        let body = req.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+        let body = req
+            .into_body()
+            .collect()
+            .await
+            .map(|b| b.to_bytes())
+            .unwrap_or_default();
         seen.body = String::from_utf8_lossy(&body).into_owned();
         self.seen.lock().unwrap().push(seen.clone());
         if !token_ok(&seen.authorization) {
-            return Ok(json(StatusCode::UNAUTHORIZED, serde_json::json!({"kind":"Status","message":"Unauthorized"})));
+            return Ok(json(
+                StatusCode::UNAUTHORIZED,
+                serde_json::json!({"kind":"Status","message":"Unauthorized"}),
+            ));
         }
         if seen.path != SCALE_PATH {
-            return Ok(json(StatusCode::NOT_FOUND, serde_json::json!({"kind":"Status","message":"not found"})));
+            return Ok(json(
+                StatusCode::NOT_FOUND,
+                serde_json::json!({"kind":"Status","message":"not found"}),
+            ));
         }
         match seen.method.as_str() {
             "GET" => Ok(json(StatusCode::OK, scale(*self.replicas.lock().unwrap()))),
             "PATCH" if seen.content_type == "application/merge-patch+json" => {
                 let v: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
-                let keys: Vec<&String> = v.as_object().map(|o| o.keys().collect()).unwrap_or_default();
+                let keys: Vec<&String> = v
+                    .as_object()
+                    .map(|o| o.keys().collect())
+                    .unwrap_or_default();
                 match v.pointer("/spec/replicas").and_then(|r| r.as_u64()) {
                     Some(n) if keys == ["spec"] => {
                         *self.replicas.lock().unwrap() = n as u32;
                         Ok(json(StatusCode::OK, scale(n as u32)))
                     }
-                    _ => Ok(json(StatusCode::UNPROCESSABLE_ENTITY, serde_json::json!({"message":"bad patch"}))),
+                    _ => Ok(json(
+                        StatusCode::UNPROCESSABLE_ENTITY,
+                        serde_json::json!({"message":"bad patch"}),
+                    )),
                 }
             }
-            "PATCH" => Ok(json(StatusCode::UNSUPPORTED_MEDIA_TYPE, serde_json::json!({"message":"media type"}))),
-            _ => Ok(json(StatusCode::METHOD_NOT_ALLOWED, serde_json::json!({"message":"method"}))),
+            "PATCH" => Ok(json(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                serde_json::json!({"message":"media type"}),
+            )),
+            _ => Ok(json(
+                StatusCode::METHOD_NOT_ALLOWED,
+                serde_json::json!({"message":"method"}),
+            )),
         }
     }
 }
 
 /// Starts the HTTPS stand-in on 127.0.0.1; returns its access and state.
 async fn start_fake_kube(replicas: u32) -> (ClusterAccess, FakeKube) {
-    let certified = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string(), "localhost".to_string()]).unwrap();
+    let certified =
+        rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string(), "localhost".to_string()])
+            .unwrap();
     let cert_der = CertificateDer::from(certified.cert.der().to_vec());
-    let key_der = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(certified.signing_key.serialize_der()));
-    let tls = ServerConfig::builder().with_no_client_auth().with_single_cert(vec![cert_der], key_der).unwrap();
+    let key_der = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(
+        certified.signing_key.serialize_der(),
+    ));
+    let tls = ServerConfig::builder()
+        .with_no_client_auth()
+        .with_single_cert(vec![cert_der], key_der)
+        .unwrap();
     let acceptor = TlsAcceptor::from(Arc::new(tls));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
-    let fake = FakeKube { replicas: Arc::new(Mutex::new(replicas)), seen: Arc::new(Mutex::new(Vec::new())) };
+    let fake = FakeKube {
+        replicas: Arc::new(Mutex::new(replicas)),
+        seen: Arc::new(Mutex::new(Vec::new())),
+    };
     let server = fake.clone();
     tokio::spawn(async move {
         loop {
-            let Ok((tcp, _)) = listener.accept().await else { return };
+            let Ok((tcp, _)) = listener.accept().await else {
+                return;
+            };
             let acceptor = acceptor.clone();
             let server = server.clone();
             tokio::spawn(async move {
-                let Ok(tls) = acceptor.accept(tcp).await else { return };
+                let Ok(tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
                 let svc = hyper::service::service_fn(move |req| server.clone().serve(req));
-                let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(tls), svc).await;
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(tls), svc)
+                    .await;
             });
         }
     });
-    let access = ClusterAccess { endpoint: format!("https://127.0.0.1:{port}"), ca_pem: certified.cert.pem().into_bytes() };
+    let access = ClusterAccess {
+        endpoint: format!("https://127.0.0.1:{port}"),
+        ca_pem: certified.cert.pem().into_bytes(),
+    };
     (access, fake)
 }
 
@@ -141,7 +192,11 @@ fn offline_sdk() -> SdkConfig {
         .region(Region::new("us-east-1"))
         .endpoint_url("http://127.0.0.1:1")
         .credentials_provider(SharedCredentialsProvider::new(Credentials::new(
-            "AKIDTEST", "secret", Some("session".into()), None, "test",
+            "AKIDTEST",
+            "secret",
+            Some("session".into()),
+            None,
+            "test",
         )))
         .build()
 }
@@ -153,7 +208,11 @@ fn decision(desired: u32) -> ScalingDecision {
         service: "api".into(),
         issued_at: now,
         expires_at: now + chrono::Duration::minutes(5),
-        target: Target::Deployment { cluster: "prod".into(), namespace: "shop".into(), name: "api".into() },
+        target: Target::Deployment {
+            cluster: "prod".into(),
+            namespace: "shop".into(),
+            name: "api".into(),
+        },
         current: 3,
         desired,
         min: 2,
@@ -178,23 +237,44 @@ async fn deployment_is_scaled_through_the_scale_subresource() {
     let d = decision(7);
     let report = scaler.handle_kafka(&batch(&d), Utc::now()).await;
     let a = &report.actions[0].1;
-    assert_eq!((a.outcome, a.previous, a.applied), (Outcome::Applied, Some(3), Some(7)), "{}", a.reason);
+    assert_eq!(
+        (a.outcome, a.previous, a.applied),
+        (Outcome::Applied, Some(3), Some(7)),
+        "{}",
+        a.reason
+    );
     assert!(report.response.batch_item_failures.is_empty());
     assert_eq!(*fake.replicas.lock().unwrap(), 7);
 
     let seen = fake.seen.lock().unwrap().clone();
-    assert_eq!(seen.iter().map(|s| s.method.as_str()).collect::<Vec<_>>(), ["GET", "PATCH"]);
+    assert_eq!(
+        seen.iter().map(|s| s.method.as_str()).collect::<Vec<_>>(),
+        ["GET", "PATCH"]
+    );
     assert!(seen.iter().all(|s| s.path == SCALE_PATH));
-    assert!(seen.iter().all(|s| token_ok(&s.authorization)), "{:?}", seen[0].authorization);
+    assert!(
+        seen.iter().all(|s| token_ok(&s.authorization)),
+        "{:?}",
+        seen[0].authorization
+    );
     assert_eq!(seen[1].content_type, "application/merge-patch+json");
-    assert_eq!(serde_json::from_str::<serde_json::Value>(&seen[1].body).unwrap(), serde_json::json!({"spec":{"replicas":7}}));
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&seen[1].body).unwrap(),
+        serde_json::json!({"spec":{"replicas":7}})
+    );
 
     // A cold function receiving the same decision reads, sees 7, writes nothing.
     let cold = Scaler::new(&offline_sdk(), Config::default()).unwrap();
     cold.kube().add_cluster("prod", access).unwrap();
     let again = cold.handle_kafka(&batch(&d), Utc::now()).await;
     assert_eq!(again.actions[0].1.outcome, Outcome::Unchanged);
-    let methods: Vec<String> = fake.seen.lock().unwrap().iter().map(|s| s.method.clone()).collect();
+    let methods: Vec<String> = fake
+        .seen
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|s| s.method.clone())
+        .collect();
     assert_eq!(methods, ["GET", "PATCH", "GET"]);
 }
 
@@ -210,7 +290,11 @@ async fn deployment_bounds_are_the_decisions_and_api_errors_are_classified() {
 
     // A Deployment the API does not know: 404, not retryable.
     let mut missing = decision(5);
-    missing.target = Target::Deployment { cluster: "prod".into(), namespace: "shop".into(), name: "gone".into() };
+    missing.target = Target::Deployment {
+        cluster: "prod".into(),
+        namespace: "shop".into(),
+        name: "gone".into(),
+    };
     let report = scaler.handle_kafka(&batch(&missing), Utc::now()).await;
     let a = &report.actions[0].1;
     assert_eq!((a.outcome, a.retryable), (Outcome::Failed, false));
@@ -226,7 +310,12 @@ async fn unreachable_api_is_retried() {
     scaler.kube().add_cluster("prod", access).unwrap();
     let report = scaler.handle_kafka(&batch(&decision(5)), Utc::now()).await;
     let a = &report.actions[0].1;
-    assert_eq!((a.outcome, a.retryable), (Outcome::Failed, true), "{}", a.reason);
+    assert_eq!(
+        (a.outcome, a.retryable),
+        (Outcome::Failed, true),
+        "{}",
+        a.reason
+    );
     assert_eq!(report.response.batch_item_failures.len(), 1);
 }
 
@@ -238,7 +327,11 @@ async fn cluster_access_comes_from_describe_cluster() {
         .create_cluster()
         .name("prod")
         .role_arn("arn:aws:iam::123456789012:role/eks-cluster")
-        .resources_vpc_config(VpcConfigRequest::builder().subnet_ids("subnet-0a1b2c3d").build())
+        .resources_vpc_config(
+            VpcConfigRequest::builder()
+                .subnet_ids("subnet-0a1b2c3d")
+                .build(),
+        )
         .send()
         .await
         .unwrap();
@@ -247,13 +340,32 @@ async fn cluster_access_comes_from_describe_cluster() {
     let scaler = Scaler::new(&sdk, Config::default()).unwrap();
     let report = scaler.handle_kafka(&batch(&decision(5)), Utc::now()).await;
     let a = &report.actions[0].1;
-    assert_eq!((a.outcome, a.retryable), (Outcome::Failed, false), "{}", a.reason);
+    assert_eq!(
+        (a.outcome, a.retryable),
+        (Outcome::Failed, false),
+        "{}",
+        a.reason
+    );
     assert!(a.reason.contains("cluster prod"), "{}", a.reason);
-    assert!(moto.requests_matching("GET /clusters/prod ") == 1, "one DescribeCluster");
+    assert!(
+        moto.requests_matching("GET /clusters/prod ") == 1,
+        "one DescribeCluster"
+    );
     // An unknown cluster: ResourceNotFound, not retryable either.
     let mut other = decision(5);
-    other.target = Target::Deployment { cluster: "nope".into(), namespace: "shop".into(), name: "api".into() };
+    other.target = Target::Deployment {
+        cluster: "nope".into(),
+        namespace: "shop".into(),
+        name: "api".into(),
+    };
     let report = scaler.handle_kafka(&batch(&other), Utc::now()).await;
-    assert!(report.actions[0].1.reason.contains("ResourceNotFoundException"), "{}", report.actions[0].1.reason);
+    assert!(
+        report.actions[0]
+            .1
+            .reason
+            .contains("ResourceNotFoundException"),
+        "{}",
+        report.actions[0].1.reason
+    );
     assert!(!report.actions[0].1.retryable);
 }

@@ -23,7 +23,10 @@ fn decision(nodegroup: &str, minutes_old: i64) -> ScalingDecision {
         service: "checkout".into(),
         issued_at,
         expires_at: issued_at + chrono::Duration::minutes(5),
-        target: Target::Nodegroup { cluster: "prod".into(), nodegroup: nodegroup.into() },
+        target: Target::Nodegroup {
+            cluster: "prod".into(),
+            nodegroup: nodegroup.into(),
+        },
         current: 2,
         desired: 4,
         min: 1,
@@ -47,13 +50,26 @@ async fn outcomes_are_published_to_scaling_actions_keyed_by_target() {
         }),
         ..Config::default()
     };
-    let sdk = SdkConfig::builder().behavior_version(BehaviorVersion::latest()).region(Region::new("us-east-1")).build();
+    let sdk = SdkConfig::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .build();
     let scaler = Scaler::new(&sdk, config).unwrap();
     let (a, b) = (decision("web", 0), decision("batch", 10));
-    let values = [serde_json::to_vec(&a).unwrap(), serde_json::to_vec(&b).unwrap()];
-    let event = kafka_event("scaling-decisions", [(0, 1, values[0].as_slice()), (0, 2, values[1].as_slice())]);
+    let values = [
+        serde_json::to_vec(&a).unwrap(),
+        serde_json::to_vec(&b).unwrap(),
+    ];
+    let event = kafka_event(
+        "scaling-decisions",
+        [(0, 1, values[0].as_slice()), (0, 2, values[1].as_slice())],
+    );
     let report = scaler.handle_kafka(&event, Utc::now()).await;
-    assert!(report.response.batch_item_failures.is_empty(), "{:?}", report.response);
+    assert!(
+        report.response.batch_item_failures.is_empty(),
+        "{:?}",
+        report.response
+    );
 
     let consumer: StreamConsumer = ClientConfig::new()
         .set("bootstrap.servers", cluster.bootstrap_servers())
@@ -64,7 +80,10 @@ async fn outcomes_are_published_to_scaling_actions_keyed_by_target() {
     consumer.subscribe(&["scaling-actions"]).unwrap();
     let mut got: Vec<(String, ScalingAction)> = Vec::new();
     while got.len() < 2 {
-        let msg = tokio::time::timeout(Duration::from_secs(20), consumer.recv()).await.expect("2 actions").unwrap();
+        let msg = tokio::time::timeout(Duration::from_secs(20), consumer.recv())
+            .await
+            .expect("2 actions")
+            .unwrap();
         let key = String::from_utf8(msg.key().unwrap().to_vec()).unwrap();
         got.push((key, serde_json::from_slice(msg.payload().unwrap()).unwrap()));
     }
@@ -72,5 +91,8 @@ async fn outcomes_are_published_to_scaling_actions_keyed_by_target() {
     assert_eq!(got[0].0, "nodegroup/prod/batch");
     assert_eq!(got[0].1.outcome, Outcome::SkippedStale);
     assert_eq!(got[1].0, "nodegroup/prod/web");
-    assert_eq!((got[1].1.outcome, got[1].1.decision_id), (Outcome::DryRun, a.id));
+    assert_eq!(
+        (got[1].1.outcome, got[1].1.decision_id),
+        (Outcome::DryRun, a.id)
+    );
 }

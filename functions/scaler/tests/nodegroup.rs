@@ -31,7 +31,11 @@ async fn setup() -> Env {
     eks.create_cluster()
         .name(CLUSTER)
         .role_arn("arn:aws:iam::123456789012:role/eks-cluster")
-        .resources_vpc_config(VpcConfigRequest::builder().subnet_ids("subnet-0a1b2c3d").build())
+        .resources_vpc_config(
+            VpcConfigRequest::builder()
+                .subnet_ids("subnet-0a1b2c3d")
+                .build(),
+        )
         .send()
         .await
         .expect("CreateCluster");
@@ -40,19 +44,44 @@ async fn setup() -> Env {
         .nodegroup_name(NODEGROUP)
         .node_role("arn:aws:iam::123456789012:role/eks-node")
         .subnets("subnet-0a1b2c3d")
-        .scaling_config(NodegroupScalingConfig::builder().min_size(1).max_size(10).desired_size(2).build())
+        .scaling_config(
+            NodegroupScalingConfig::builder()
+                .min_size(1)
+                .max_size(10)
+                .desired_size(2)
+                .build(),
+        )
         .send()
         .await
         .expect("CreateNodegroup");
     let sns = aws_sdk_sns::Client::new(&sdk);
-    let topic_arn = sns.create_topic().name("scaling-actions").send().await.expect("CreateTopic").topic_arn.unwrap();
+    let topic_arn = sns
+        .create_topic()
+        .name("scaling-actions")
+        .send()
+        .await
+        .expect("CreateTopic")
+        .topic_arn
+        .unwrap();
     let queue_url = subscribe_queue(&sdk, &topic_arn, "actions-inbox").await;
-    Env { moto, sdk, topic_arn, queue_url }
+    Env {
+        moto,
+        sdk,
+        topic_arn,
+        queue_url,
+    }
 }
 
 impl Env {
     fn scaler(&self) -> Scaler {
-        Scaler::new(&self.sdk, Config { actions_topic_arn: Some(self.topic_arn.clone()), ..Config::default() }).unwrap()
+        Scaler::new(
+            &self.sdk,
+            Config {
+                actions_topic_arn: Some(self.topic_arn.clone()),
+                ..Config::default()
+            },
+        )
+        .unwrap()
     }
 
     async fn desired_size(&self) -> i32 {
@@ -63,7 +92,12 @@ impl Env {
             .send()
             .await
             .expect("DescribeNodegroup");
-        out.nodegroup.unwrap().scaling_config.unwrap().desired_size.unwrap()
+        out.nodegroup
+            .unwrap()
+            .scaling_config
+            .unwrap()
+            .desired_size
+            .unwrap()
     }
 
     async fn published(&self, at_least: usize) -> Vec<ScalingAction> {
@@ -81,7 +115,10 @@ fn decision(desired: u32, issued_at: DateTime<Utc>) -> ScalingDecision {
         service: "checkout".into(),
         issued_at,
         expires_at: issued_at + chrono::Duration::minutes(5),
-        target: Target::Nodegroup { cluster: CLUSTER.into(), nodegroup: NODEGROUP.into() },
+        target: Target::Nodegroup {
+            cluster: CLUSTER.into(),
+            nodegroup: NODEGROUP.into(),
+        },
         current: 2,
         desired,
         min: 1,
@@ -94,8 +131,17 @@ fn decision(desired: u32, issued_at: DateTime<Utc>) -> ScalingDecision {
 }
 
 fn batch(decisions: &[&ScalingDecision]) -> aws_lambda_events::event::kafka::KafkaEvent {
-    let values: Vec<Vec<u8>> = decisions.iter().map(|d| serde_json::to_vec(d).unwrap()).collect();
-    kafka_event("scaling-decisions", values.iter().enumerate().map(|(i, v)| (0, 100 + i as i64, v.as_slice())))
+    let values: Vec<Vec<u8>> = decisions
+        .iter()
+        .map(|d| serde_json::to_vec(d).unwrap())
+        .collect();
+    kafka_event(
+        "scaling-decisions",
+        values
+            .iter()
+            .enumerate()
+            .map(|(i, v)| (0, 100 + i as i64, v.as_slice())),
+    )
 }
 
 #[tokio::test]
@@ -106,7 +152,10 @@ async fn decision_for_5_sets_desired_5_and_is_announced() {
     let report = env.scaler().handle_kafka(&batch(&[&d]), now).await;
     assert!(report.response.batch_item_failures.is_empty(), "{report:?}");
     let a = &report.actions[0].1;
-    assert_eq!((a.outcome, a.previous, a.applied), (Outcome::Applied, Some(2), Some(5)));
+    assert_eq!(
+        (a.outcome, a.previous, a.applied),
+        (Outcome::Applied, Some(2), Some(5))
+    );
     assert_eq!(env.desired_size().await, 5);
     assert_eq!(env.moto.requests_matching(UPDATES), 1);
     let published = env.published(1).await;
@@ -120,7 +169,10 @@ async fn decision_for_50_is_clamped_to_the_nodegroup_max() {
     let d = decision(50, now);
     let report = env.scaler().handle_kafka(&batch(&[&d]), now).await;
     let a = &report.actions[0].1;
-    assert_eq!((a.outcome, a.requested, a.applied), (Outcome::Clamped, 50, Some(10)));
+    assert_eq!(
+        (a.outcome, a.requested, a.applied),
+        (Outcome::Clamped, 50, Some(10))
+    );
     assert!(a.reason.contains("clamped to 10"), "{}", a.reason);
     assert_eq!(env.desired_size().await, 10);
     let published = env.published(1).await;
@@ -136,10 +188,17 @@ async fn expired_decision_changes_nothing_but_is_announced() {
     let report = env.scaler().handle_kafka(&batch(&[&d]), now).await;
     assert_eq!(report.actions[0].1.outcome, Outcome::SkippedStale);
     assert!(report.response.batch_item_failures.is_empty());
-    assert_eq!(env.moto.requests_matching("/node-groups/web"), 0, "not even described");
+    assert_eq!(
+        env.moto.requests_matching("/node-groups/web"),
+        0,
+        "not even described"
+    );
     assert_eq!(env.desired_size().await, 2);
     let published = env.published(1).await;
-    assert_eq!(published.iter().map(|a| a.outcome).collect::<Vec<_>>(), [Outcome::SkippedStale]);
+    assert_eq!(
+        published.iter().map(|a| a.outcome).collect::<Vec<_>>(),
+        [Outcome::SkippedStale]
+    );
 }
 
 #[tokio::test]
@@ -153,11 +212,25 @@ async fn same_decision_twice_makes_one_change() {
     let first = scaler.handle_kafka(&batch(&[&d, &d]), now).await;
     let again = scaler.handle_kafka(&batch(&[&d]), now).await;
     let cold = env.scaler().handle_kafka(&batch(&[&d]), now).await;
-    let outcomes: Vec<Outcome> =
-        [&first, &again, &cold].iter().flat_map(|r| r.actions.iter().map(|(_, a)| a.outcome)).collect();
-    assert_eq!(outcomes, [Outcome::SkippedSuperseded, Outcome::Applied, Outcome::Unchanged, Outcome::Unchanged]);
+    let outcomes: Vec<Outcome> = [&first, &again, &cold]
+        .iter()
+        .flat_map(|r| r.actions.iter().map(|(_, a)| a.outcome))
+        .collect();
+    assert_eq!(
+        outcomes,
+        [
+            Outcome::SkippedSuperseded,
+            Outcome::Applied,
+            Outcome::Unchanged,
+            Outcome::Unchanged
+        ]
+    );
     assert_eq!(env.desired_size().await, 6);
-    assert_eq!(env.moto.requests_matching(UPDATES), 1, "exactly one UpdateNodegroupConfig");
+    assert_eq!(
+        env.moto.requests_matching(UPDATES),
+        1,
+        "exactly one UpdateNodegroupConfig"
+    );
     let published = env.published(4).await;
     assert_eq!(published.len(), 4, "every outcome is announced");
     assert!(published.iter().all(|a| a.decision_id == d.id));
@@ -185,11 +258,23 @@ async fn missing_nodegroup_fails_without_retry() {
     let env = setup().await;
     let now = Utc::now();
     let mut d = decision(4, now);
-    d.target = Target::Nodegroup { cluster: CLUSTER.into(), nodegroup: "nope".into() };
+    d.target = Target::Nodegroup {
+        cluster: CLUSTER.into(),
+        nodegroup: "nope".into(),
+    };
     let report = env.scaler().handle_kafka(&batch(&[&d]), now).await;
     let a = &report.actions[0].1;
-    assert_eq!((a.outcome, a.retryable), (Outcome::Failed, false), "{}", a.reason);
-    assert!(a.reason.contains("ResourceNotFoundException"), "{}", a.reason);
+    assert_eq!(
+        (a.outcome, a.retryable),
+        (Outcome::Failed, false),
+        "{}",
+        a.reason
+    );
+    assert!(
+        a.reason.contains("ResourceNotFoundException"),
+        "{}",
+        a.reason
+    );
     assert!(report.response.batch_item_failures.is_empty());
     assert_eq!(env.published(1).await[0].outcome, Outcome::Failed);
 }
@@ -198,14 +283,22 @@ async fn missing_nodegroup_fails_without_retry() {
 async fn recorded_msk_event_is_handled() {
     let env = setup().await;
     let raw = include_str!("fixtures/msk-event.json");
-    let event: aws_lambda_events::event::kafka::KafkaEvent = serde_json::from_str(raw).expect("the recorded event parses");
+    let event: aws_lambda_events::event::kafka::KafkaEvent =
+        serde_json::from_str(raw).expect("the recorded event parses");
     let report = env.scaler().handle_kafka(&event, Utc::now()).await;
-    let got: Vec<(String, Outcome)> = report.actions.iter().map(|(id, a)| (id.to_string(), a.outcome)).collect();
+    let got: Vec<(String, Outcome)> = report
+        .actions
+        .iter()
+        .map(|(id, a)| (id.to_string(), a.outcome))
+        .collect();
     assert_eq!(
         got,
         [
             ("scaling-decisions-0@1041".to_string(), Outcome::Applied),
-            ("scaling-decisions-0@1042".to_string(), Outcome::SkippedSuperseded),
+            (
+                "scaling-decisions-0@1042".to_string(),
+                Outcome::SkippedSuperseded
+            ),
             ("scaling-decisions-1@877".to_string(), Outcome::DryRun),
         ]
     );

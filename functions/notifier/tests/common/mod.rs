@@ -25,12 +25,23 @@ pub struct Hook {
 impl Hook {
     async fn serve(self, req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
         let ok_path = req.uri().path() == SECRET_PATH && req.method() == "POST";
-        let body = req.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+        let body = req
+            .into_body()
+            .collect()
+            .await
+            .map(|b| b.to_bytes())
+            .unwrap_or_default();
         if *self.fail.lock().unwrap() || !ok_path {
-            return Ok(Response::builder().status(500).body(Full::new(Bytes::from("no_service"))).unwrap());
+            return Ok(Response::builder()
+                .status(500)
+                .body(Full::new(Bytes::from("no_service")))
+                .unwrap());
         }
         let v: serde_json::Value = serde_json::from_slice(&body).expect("webhook body is JSON");
-        self.texts.lock().unwrap().push(v["text"].as_str().expect("a text field").to_string());
+        self.texts
+            .lock()
+            .unwrap()
+            .push(v["text"].as_str().expect("a text field").to_string());
         Ok(Response::new(Full::new(Bytes::from("ok"))))
     }
 
@@ -43,15 +54,22 @@ impl Hook {
 pub async fn start_hook() -> (Hook, String) {
     let hook = Hook::default();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://127.0.0.1:{}{SECRET_PATH}", listener.local_addr().unwrap().port());
+    let url = format!(
+        "http://127.0.0.1:{}{SECRET_PATH}",
+        listener.local_addr().unwrap().port()
+    );
     let server = hook.clone();
     tokio::spawn(async move {
         loop {
-            let Ok((tcp, _)) = listener.accept().await else { return };
+            let Ok((tcp, _)) = listener.accept().await else {
+                return;
+            };
             let server = server.clone();
             tokio::spawn(async move {
                 let svc = hyper::service::service_fn(move |req| server.clone().serve(req));
-                let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(tcp), svc).await;
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(tcp), svc)
+                    .await;
             });
         }
     });
@@ -63,7 +81,10 @@ pub fn action(outcome: Outcome, nodegroup: &str) -> ScalingAction {
     ScalingAction {
         decision_id: uuid::Uuid::new_v4(),
         service: "checkout".into(),
-        target: Target::Nodegroup { cluster: "prod".into(), nodegroup: nodegroup.into() },
+        target: Target::Nodegroup {
+            cluster: "prod".into(),
+            nodegroup: nodegroup.into(),
+        },
         outcome,
         previous: Some(2),
         requested: 5,
