@@ -81,7 +81,7 @@ pub struct ProduceArgs {
     /// Log-normal sigma of latency.
     #[arg(long, default_value_t = 0.6)]
     pub latency_sigma: f64,
-    /// Daily seasonality amplitude, 0 (flat) to 1.
+    /// Daily seasonality amplitude, 0 (flat) to 1 (peak at 12:00 UTC, trough at midnight).
     #[arg(long, default_value_t = 0.5)]
     pub seasonality: f64,
     /// Relative noise of the per-minute rate.
@@ -540,8 +540,8 @@ mod tests {
         a.flash_chance = 0.0;
         let mut g = Generator::new(&a);
         let night = g.rate_at(0.0);
-        let evening = g.rate_at(18.0 * 3_600_000.0);
-        assert!(evening > night * 2.0, "{night} vs {evening}");
+        let noon = g.rate_at(12.0 * 3_600_000.0);
+        assert!(noon > night * 2.5, "{night} vs {noon}: peak at 12:00 UTC, trough at midnight");
     }
 
     #[test]
