@@ -198,15 +198,16 @@ fn ingest(args: IngestArgs) -> anyhow::Result<()> {
     let dataflow = std::thread::spawn(move || prescient_dataflow::run_with(live, registry, m));
     std::thread::sleep(Duration::from_secs(2));
     let total_secs = args.freshness_secs + args.soak_secs;
-    let mut lp = ProduceArgs::defaults(brokers.clone());
-    lp.topic = live_topic.into();
-    lp.rate = args.rate;
-    lp.seasonality = 0.0;
-    lp.noise = 0.0;
-    lp.flash_chance = 0.0;
-    lp.duration = Some(Duration::from_secs(total_secs));
-    let produced = produce::produced_counter(&prometheus::Registry::new())?;
-    let producer = std::thread::spawn(move || produce::run(&lp, &|| false, &produced));
+    // The producer runs as its own process (`prescient produce`), so this
+    // process's memory is the dataflow's.
+    let producer = std::process::Command::new(std::env::current_exe()?)
+        .args(["produce", "--brokers", &brokers, "--topic", live_topic, "--rate", &args.rate.to_string()])
+        .args(["--duration", &format!("{total_secs}s"), "--seasonality", "0", "--noise", "0", "--flash-chance", "0"])
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .context("starting the live producer")?;
     let warmup = Duration::from_secs((args.freshness_secs / 5).max(2));
     std::thread::sleep(warmup);
     metrics.freshness_ms.lock().expect("lock").reset();
@@ -228,9 +229,11 @@ fn ingest(args: IngestArgs) -> anyhow::Result<()> {
             metrics.keys_held.get()
         );
     }
-    let produced = producer
-        .join()
-        .map_err(|_| anyhow::anyhow!("producer panicked"))??;
+    let produced = producer.wait_with_output()?;
+    if !produced.status.success() {
+        bail!("live producer failed: {}", String::from_utf8_lossy(&produced.stderr));
+    }
+    let produced_line = String::from_utf8_lossy(&produced.stderr).lines().last().unwrap_or_default().to_string();
     prescient_dataflow::SHUTDOWN.store(true, Ordering::Relaxed);
     dataflow
         .join()
@@ -260,10 +263,7 @@ fn ingest(args: IngestArgs) -> anyhow::Result<()> {
         fresh.quantile(0.99).map_or("-".into(), |v| v.to_string()),
         fresh.count()
     );
-    println!(
-        "| live producer | {} events in {:.0}s |",
-        produced.records, produced.seconds
-    );
+    println!("| live producer (own process) | {produced_line} |");
     if args.soak_secs > 0 {
         let after_warmup: Vec<u64> = rss_samples.iter().skip(1).map(|(_, r)| *r).collect();
         println!(
