@@ -56,6 +56,11 @@ pub struct IngestArgs {
     /// Keep producing at --rate this many more seconds, sampling RSS (0: skip).
     #[arg(long, default_value_t = 0)]
     pub soak_secs: u64,
+    /// Allowed lateness of the freshness/soak phase: windows close (and their
+    /// state is released) this long after they end, so a soak must outlast it
+    /// to show memory staying flat.
+    #[arg(long, default_value = "10m", value_parser = prescient_dataflow::config::parse_duration)]
+    pub lateness: Duration,
     /// Use this broker (topics bench-ingest and bench-live with --partitions
     /// partitions, and user-events-dlq, must exist; `prescient broker` makes
     /// them) instead of an embedded one, so the broker's memory is not counted.
@@ -193,6 +198,7 @@ fn ingest(args: IngestArgs) -> anyhow::Result<()> {
     let mut live = DataflowConfig::new(brokers.clone(), url.clone());
     live.topic = live_topic.into();
     live.workers = args.workers;
+    live.lateness = args.lateness;
     let m = metrics.clone();
     prescient_dataflow::SHUTDOWN.store(false, Ordering::Relaxed);
     let dataflow = std::thread::spawn(move || prescient_dataflow::run_with(live, registry, m));
