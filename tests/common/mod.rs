@@ -350,39 +350,27 @@ pub async fn actual_rows(url: &str) -> Rows {
     }
 }
 
+/// Differences between two keyed row maps, in words.
+fn differences<K: Ord + std::fmt::Debug>(
+    table: &str,
+    actual: &BTreeMap<K, Row>,
+    expected: &BTreeMap<K, Row>,
+) -> Vec<String> {
+    let wrong = expected
+        .iter()
+        .filter(|(k, v)| actual.get(*k) != Some(*v))
+        .map(|(k, v)| format!("{table} {k:?}: expected {v:?}, got {:?}", actual.get(k)));
+    let extra = actual
+        .keys()
+        .filter(|k| !expected.contains_key(*k))
+        .map(|k| format!("{table} {k:?}: unexpected row"));
+    wrong.chain(extra).collect()
+}
+
 /// Asserts two row sets are equal, printing the first differences.
 pub fn assert_rows_eq(actual: &Rows, expected: &Rows) {
-    let mut problems = Vec::new();
-    for (k, v) in &expected.metrics {
-        if actual.metrics.get(k) != Some(v) {
-            problems.push(format!(
-                "metrics {k:?}: expected {v:?}, got {:?}",
-                actual.metrics.get(k)
-            ));
-        }
-    }
-    for k in actual
-        .metrics
-        .keys()
-        .filter(|k| !expected.metrics.contains_key(*k))
-    {
-        problems.push(format!("metrics {k:?}: unexpected row"));
-    }
-    for (k, v) in &expected.services {
-        if actual.services.get(k) != Some(v) {
-            problems.push(format!(
-                "service {k:?}: expected {v:?}, got {:?}",
-                actual.services.get(k)
-            ));
-        }
-    }
-    for k in actual
-        .services
-        .keys()
-        .filter(|k| !expected.services.contains_key(*k))
-    {
-        problems.push(format!("service {k:?}: unexpected row"));
-    }
+    let mut problems = differences("metrics", &actual.metrics, &expected.metrics);
+    problems.extend(differences("service", &actual.services, &expected.services));
     assert!(
         problems.is_empty(),
         "{} of {} metric + {} service rows differ; first: {:#?}",
