@@ -207,8 +207,25 @@ fn ingest(args: IngestArgs) -> anyhow::Result<()> {
     // The producer runs as its own process (`prescient produce`), so this
     // process's memory is the dataflow's.
     let producer = std::process::Command::new(std::env::current_exe()?)
-        .args(["produce", "--brokers", &brokers, "--topic", live_topic, "--rate", &args.rate.to_string()])
-        .args(["--duration", &format!("{total_secs}s"), "--seasonality", "0", "--noise", "0", "--flash-chance", "0"])
+        .args([
+            "produce",
+            "--brokers",
+            &brokers,
+            "--topic",
+            live_topic,
+            "--rate",
+            &args.rate.to_string(),
+        ])
+        .args([
+            "--duration",
+            &format!("{total_secs}s"),
+            "--seasonality",
+            "0",
+            "--noise",
+            "0",
+            "--flash-chance",
+            "0",
+        ])
         .env("RUST_LOG", "warn")
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
@@ -237,9 +254,16 @@ fn ingest(args: IngestArgs) -> anyhow::Result<()> {
     }
     let produced = producer.wait_with_output()?;
     if !produced.status.success() {
-        bail!("live producer failed: {}", String::from_utf8_lossy(&produced.stderr));
+        bail!(
+            "live producer failed: {}",
+            String::from_utf8_lossy(&produced.stderr)
+        );
     }
-    let produced_line = String::from_utf8_lossy(&produced.stderr).lines().last().unwrap_or_default().to_string();
+    let produced_line = String::from_utf8_lossy(&produced.stderr)
+        .lines()
+        .last()
+        .unwrap_or_default()
+        .to_string();
     prescient_dataflow::SHUTDOWN.store(true, Ordering::Relaxed);
     dataflow
         .join()

@@ -541,7 +541,10 @@ mod tests {
         let mut g = Generator::new(&a);
         let night = g.rate_at(0.0);
         let noon = g.rate_at(12.0 * 3_600_000.0);
-        assert!(noon > night * 2.5, "{night} vs {noon}: peak at 12:00 UTC, trough at midnight");
+        assert!(
+            noon > night * 2.5,
+            "{night} vs {noon}: peak at 12:00 UTC, trough at midnight"
+        );
     }
 
     #[test]

@@ -340,7 +340,9 @@ mod tests {
         pool.close().await;
         pg.stop().unwrap();
         assert!(
-            <sqlx::PgConnection as sqlx::Connection>::connect(&pg.url()).await.is_err(),
+            <sqlx::PgConnection as sqlx::Connection>::connect(&pg.url())
+                .await
+                .is_err(),
             "server should be down"
         );
         pg.restart().unwrap();
