@@ -409,7 +409,6 @@ pub fn commit<'scope>(
             let mut tracker = FrontierTracker::new(frontier.get());
             let mut stored: BTreeMap<i32, PartitionProgress> = BTreeMap::new();
             let mut names = Names::default();
-            let mut closed = false;
             move |(input, input_frontier), _output| {
                 input.for_each_time(|time, data| {
                     let t = *time.time();
@@ -516,12 +515,11 @@ pub fn commit<'scope>(
                 }
                 if let Some(writer) = &writer {
                     let below = writer.committed_below();
+                    // Held capabilities keep the operator (and the dataflow)
+                    // alive until their transactions commit; `run` closes the
+                    // writer once every worker has finished.
                     inflight.retain(|(t, _)| *t >= below);
-                    if input_frontier.is_empty() && pending.is_empty() && !closed {
-                        writer.close();
-                        closed = true;
-                    }
-                    if !inflight.is_empty() || (closed && !writer.is_done()) {
+                    if !inflight.is_empty() {
                         activator.activate_after(Duration::from_millis(2));
                     }
                 }

@@ -278,6 +278,15 @@ pub fn reference(records: &[TestRecord]) -> (Rows, BTreeMap<(i32, i64), Reason>)
     (rows, rejected)
 }
 
+fn row(requests: i64, errors: i64, latency: [Option<f64>; 3], active_users: i64) -> Row {
+    Row {
+        requests,
+        errors,
+        latency,
+        active_users,
+    }
+}
+
 /// The rows in the database.
 pub async fn actual_rows(url: &str) -> Rows {
     let pool = sqlx::PgPool::connect(url).await.unwrap();
@@ -321,31 +330,11 @@ pub async fn actual_rows(url: &str) -> Rows {
     Rows {
         metrics: m
             .into_iter()
-            .map(|(t, s, e, m, r, er, a, b, c, u)| {
-                (
-                    (t, s, e, m),
-                    Row {
-                        requests: r,
-                        errors: er,
-                        latency: [a, b, c],
-                        active_users: u,
-                    },
-                )
-            })
+            .map(|(t, s, e, m, r, er, a, b, c, u)| ((t, s, e, m), row(r, er, [a, b, c], u)))
             .collect(),
         services: s
             .into_iter()
-            .map(|(s, m, r, er, a, b, c, u)| {
-                (
-                    (s, m),
-                    Row {
-                        requests: r,
-                        errors: er,
-                        latency: [a, b, c],
-                        active_users: u,
-                    },
-                )
-            })
+            .map(|(s, m, r, er, a, b, c, u)| ((s, m), row(r, er, [a, b, c], u)))
             .collect(),
     }
 }
