@@ -264,15 +264,22 @@ impl PgInstance {
                 "start",
             ],
         );
-        if let Err(PgError::Command { command, output }) = result {
-            let server_log = std::fs::read_to_string(&log).unwrap_or_default();
-            return Err(PgError::Command {
-                command,
-                output: format!("{output}\nserver log:\n{server_log}"),
-            });
+        match result {
+            Ok(_) => {
+                self.running = true;
+                Ok(())
+            }
+            // Only a started server is marked running: any failure (pg_ctl
+            // exiting non-zero, or not runnable at all) leaves it stopped.
+            Err(PgError::Command { command, output }) => {
+                let server_log = std::fs::read_to_string(&log).unwrap_or_default();
+                Err(PgError::Command {
+                    command,
+                    output: format!("{output}\nserver log:\n{server_log}"),
+                })
+            }
+            Err(e) => Err(e),
         }
-        self.running = true;
-        Ok(())
     }
 
     fn run(&self, program: &str, args: &[&str]) -> Result<Output, PgError> {
@@ -352,5 +359,20 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(x, 7, "data survives a stop and restart");
+    }
+
+    #[tokio::test]
+    async fn a_failed_start_does_not_mark_the_server_running() {
+        let mut pg = PgInstance::start()
+            .await
+            .expect("private PostgreSQL (apt-get install -y postgresql)");
+        pg.stop().unwrap();
+        let real_bin = std::mem::replace(&mut pg.bin, pg.dir.path().join("no-such-bin"));
+        let err = pg.restart().expect_err("pg_ctl cannot even be run");
+        assert!(matches!(err, PgError::Io { .. }), "{err:?}");
+        assert!(!pg.running, "a server that never started is not running");
+        pg.bin = real_bin;
+        pg.restart().expect("starts again with the real binaries");
+        assert!(pg.running);
     }
 }
