@@ -44,9 +44,14 @@ pub enum ScalerError {
         /// What is wrong with it.
         message: String,
     },
-    /// No AWS credentials to sign the Kubernetes token with.
+    /// The AWS credentials to sign the Kubernetes token with could not be
+    /// loaded (a transient failure of the provider: retryable).
     #[error("signing the EKS token failed: {0}")]
     Token(String),
+    /// No AWS credentials provider is configured at all: a deployment
+    /// mistake that no retry can fix.
+    #[error("signing the EKS token failed: no AWS credentials provider configured")]
+    NoCredentialsProvider,
     /// The configuration cannot work (e.g. invalid Kafka properties).
     #[error("configuration: {0}")]
     Config(String),
@@ -60,7 +65,9 @@ impl ScalerError {
     pub fn is_retryable(&self) -> bool {
         match self {
             ScalerError::Eks { retryable, .. } | ScalerError::Kube { retryable, .. } => *retryable,
-            ScalerError::ClusterAccess { .. } | ScalerError::Config(_) => false,
+            ScalerError::ClusterAccess { .. }
+            | ScalerError::Config(_)
+            | ScalerError::NoCredentialsProvider => false,
             ScalerError::Token(_) | ScalerError::Publish(_) => true,
         }
     }

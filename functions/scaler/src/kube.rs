@@ -152,7 +152,7 @@ impl Kube {
         let provider = self
             .sdk
             .credentials_provider()
-            .ok_or_else(|| ScalerError::Token("no AWS credentials provider configured".into()))?;
+            .ok_or(ScalerError::NoCredentialsProvider)?;
         let creds = provider
             .provide_credentials()
             .await
@@ -482,5 +482,18 @@ mod tests {
             .unwrap_err();
         assert!(!e.is_retryable());
         assert!(!kube.knows("c"));
+    }
+
+    #[tokio::test]
+    async fn no_credentials_provider_is_not_retried() {
+        // A Lambda deployed without any credentials source: retrying the
+        // record can never succeed, so it must be reported, not retried.
+        let sdk = SdkConfig::builder()
+            .region(aws_config::Region::new("eu-west-1"))
+            .build();
+        let kube = Kube::new(&sdk, None, Duration::from_secs(1));
+        let e = kube.token("prod").await.unwrap_err();
+        assert!(matches!(e, ScalerError::NoCredentialsProvider), "{e:?}");
+        assert!(!e.is_retryable(), "{e}");
     }
 }
