@@ -170,7 +170,7 @@ def base_family(name, families):
     return name
 
 
-def test_every_metric_in_panels_and_alerts_is_exported_by_the_demo(demo):
+def test_demo_exports_every_metric_named_in_panels_and_alerts(demo):
     named = {(src, m) for src, _, expr in prom_queries() for m in METRIC.findall(expr)}
     named |= {("alerts", m) for a in alerts() for m in METRIC.findall(a["expr"])}
     wanted = {base_family(m, {m2[:-7] for _, m2 in named if m2.endswith("_bucket")}) for _, m in named}
@@ -180,7 +180,7 @@ def test_every_metric_in_panels_and_alerts_is_exported_by_the_demo(demo):
     assert len(wanted) >= 15
 
 
-def test_grafana_sql_runs_against_the_real_schema(demo):
+def test_demo_database_runs_every_grafana_sql_query(demo):
     """Every PostgreSQL query of the dashboards runs on the demo's database
     (migrations applied by the demo), with Grafana's macros expanded as Grafana does."""
     deadline = time.time() + 60
@@ -199,7 +199,7 @@ def test_grafana_sql_runs_against_the_real_schema(demo):
     assert actual and actual[0], "actual requests come back for the demo's busiest service"
 
 
-def test_real_prometheus_scrapes_the_demo_with_the_shipped_config(demo, tmp_path):
+def test_demo_scraped_by_real_prometheus_with_the_shipped_config(demo, tmp_path):
     """The shipped prometheus.yml and rules, targets pointed at the demo."""
     prometheus = shutil.which("prometheus")
     assert prometheus, "Debian package prometheus"
