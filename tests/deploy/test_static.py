@@ -140,3 +140,32 @@ def test_cli_knows_every_flag_the_manifests_pass():
             assert re.search(rf"(^|\s){re.escape(flag)}[\s,=<]", help_text, re.M), f"prescient {sub}: no {flag}"
             checked += 1
     assert checked >= 6
+
+
+def run_forecaster_with_policy(policy_text, tmp_path):
+    """Starts `prescient forecaster` with the policy against a closed port: a
+    policy it rejects fails at once, before any connection attempt."""
+    policy = tmp_path / "policy.toml"
+    policy.write_text(policy_text)
+    try:
+        out = subprocess.run([prescient_bin(), "forecaster", f"--policy-file={policy}",
+                              "--database-url=postgres://prescient@127.0.0.1:1/prescient",
+                              "--metrics-addr=127.0.0.1:0"],
+                             capture_output=True, text=True, timeout=5)
+        return out.returncode, out.stderr
+    except subprocess.TimeoutExpired:
+        return None, ""
+
+
+def test_shipped_policies_are_accepted_by_the_forecaster(tmp_path):
+    configmaps = {d["metadata"]["name"]: d for d in yaml.safe_load_all((K8S / "base/config.yaml").read_text())}
+    shipped = {
+        "compose": (ROOT / "infra/compose/policy.toml").read_text(),
+        "k8s": configmaps["prescient-policy"]["data"]["policy.toml"],
+    }
+    for where, text in shipped.items():
+        code, err = run_forecaster_with_policy(text, tmp_path)
+        assert "polic" not in err.lower() or code is None, f"{where} policy rejected: {err}"
+    # Control: a misspelt key is rejected with an error about the policy.
+    code, err = run_forecaster_with_policy("[defaults]\nlead_time_minutes = 8\n", tmp_path)
+    assert code not in (None, 0) and "lead_time_minutes" in err, err
