@@ -14,3 +14,27 @@ apt_install() {
 ensure_postgres() {
   ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || apt_install postgresql
 }
+
+# ensure_deploy_tools: what tests/deploy needs (idempotent): promtool and
+# prometheus (Debian prometheus), kubectl (Debian kubernetes-client), psql,
+# Python tools in .venv (pytest, PyYAML, kubernetes-validate, checkov, and
+# python-hcl2 in .venv/python-hcl2, apart from checkov's bc-python-hcl2 fork
+# that installs under the same module name), and the npm packages that carry
+# the KEDA / Prometheus Operator CRD schemas.
+ensure_deploy_tools() {
+  command -v promtool >/dev/null && command -v prometheus >/dev/null || apt_install prometheus
+  command -v kubectl >/dev/null || apt_install kubernetes-client
+  command -v psql >/dev/null || apt_install postgresql-client
+  command -v npm >/dev/null || apt_install npm
+  [ -x .venv/bin/python ] || python3 -m venv .venv
+  if ! .venv/bin/python -c 'import pytest, yaml, kubernetes_validate' 2>/dev/null || [ ! -x .venv/bin/checkov ]; then
+    echo "==> installing deploy test tools into .venv"
+    .venv/bin/pip install -q --disable-pip-version-check pytest pyyaml kubernetes-validate checkov
+  fi
+  if [ ! -d .venv/python-hcl2/hcl2 ]; then
+    .venv/bin/pip install -q --disable-pip-version-check --target .venv/python-hcl2 'python-hcl2==8.1.4'
+  fi
+  if [ ! -d tests/deploy/crd/node_modules/@kubernetes-models ]; then
+    (cd tests/deploy/crd && npm ci --no-audit --no-fund --silent)
+  fi
+}
