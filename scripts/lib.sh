@@ -29,7 +29,9 @@ ensure_deploy_tools() {
   [ -x .venv/bin/python ] || python3 -m venv .venv
   if ! .venv/bin/python -c 'import pytest, yaml, kubernetes_validate' 2>/dev/null || [ ! -x .venv/bin/checkov ]; then
     echo "==> installing deploy test tools into .venv"
-    .venv/bin/pip install -q --disable-pip-version-check pytest pyyaml kubernetes-validate checkov
+    # Pinned to the versions the checks were written against (new checkov
+    # releases add checks).
+    .venv/bin/pip install -q --disable-pip-version-check pytest pyyaml 'kubernetes-validate==1.37.0' 'checkov==3.1.47'
   fi
   if [ ! -d .venv/python-hcl2/hcl2 ]; then
     .venv/bin/pip install -q --disable-pip-version-check --target .venv/python-hcl2 'python-hcl2==8.1.4'

@@ -86,6 +86,10 @@ def test_keda_scaledobjects_validate_against_the_keda_crds():
     broken = copy.deepcopy(docs)
     broken[0]["spec"]["minReplicaCount"] = "two"
     assert crd_validate(broken).returncode != 0, "the CRD check catches a wrong type"
+    misspelt = copy.deepcopy(docs)
+    misspelt[0]["spec"]["pollingIntervall"] = 30
+    out = crd_validate(misspelt)
+    assert out.returncode != 0 and "spec.pollingIntervall" in out.stdout, "and a misspelt optional field"
     prom = next(d for d in docs if d["metadata"]["name"] == "checkout-forecast")
     trigger = prom["spec"]["triggers"][0]
     assert trigger["type"] == "prometheus" and "prescient_scaling_desired" in trigger["metadata"]["query"]
