@@ -760,11 +760,11 @@ async fn the_lateness_boundary_is_exactly_as_documented() {
 async fn names_travel_with_rows_under_many_workers() {
     let pg = postgres().await;
     let broker = Broker::start(&[("user-events", 8), ("user-events-dlq", 1)]);
-    let records: Vec<TestRecord> = (0..6_000)
+    let records: Vec<TestRecord> = (0..6_000i32)
         .map(|i| {
-            let ts = T0 + (i as i64 % 180) * 1_000;
+            let ts = T0 + i64::from(i % 180) * 1_000;
             event(
-                (i % 8) as i32,
+                i % 8,
                 ts,
                 ts,
                 &format!("/item/{}", i % 3_000),
