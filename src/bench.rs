@@ -34,9 +34,59 @@ pub enum BenchCommand {
     Ingest(IngestArgs),
 }
 
+/// The workload shape of `prescient bench ingest`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Profile {
+    /// 5 tenants × 4 services × 5 endpoints, 10,000 users; the preload
+    /// spans ~100 s of event time (20,000 events/s).
+    Default,
+    /// 20 tenants × 10 services × 10 endpoints, 100,000 users; the preload
+    /// spans one hour of event time (≈ 120,000 `metrics_minute` rows for 2M
+    /// events).
+    HighCardinality,
+}
+
+impl Profile {
+    /// Shapes the generator: key space, users, event-time density.
+    pub fn shape(self, p: &mut ProduceArgs, events: u64) {
+        match self {
+            Profile::Default => p.rate = 20_000.0,
+            Profile::HighCardinality => {
+                p.tenants = 20;
+                p.services = 10;
+                p.endpoints = 10;
+                p.users = 100_000;
+                p.rate = events as f64 / 3600.0;
+            }
+        }
+    }
+
+    /// `prescient produce` flags giving the same key space.
+    pub fn produce_flags(self) -> Vec<String> {
+        match self {
+            Profile::Default => vec![],
+            Profile::HighCardinality => [
+                "--tenants",
+                "20",
+                "--services",
+                "10",
+                "--endpoints",
+                "10",
+                "--users",
+                "100000",
+            ]
+            .map(String::from)
+            .to_vec(),
+        }
+    }
+}
+
 /// Flags of `prescient bench ingest`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct IngestArgs {
+    /// Workload shape.
+    #[arg(long, value_enum, default_value_t = Profile::Default)]
+    pub profile: Profile,
     /// Events to preload.
     #[arg(long, default_value_t = 2_000_000)]
     pub events: u64,
@@ -44,11 +94,11 @@ pub struct IngestArgs {
     /// 100,000 messages or 5 MB per partition).
     #[arg(long, default_value_t = 64)]
     pub partitions: i32,
-    /// Dataflow worker threads.
-    #[arg(long, default_value_t = 2)]
-    pub workers: usize,
+    /// Dataflow worker threads (default: the machine's cores).
+    #[arg(long)]
+    pub workers: Option<usize>,
     /// Rate of the freshness phase, events per second.
-    #[arg(long, default_value_t = 100_000.0)]
+    #[arg(long, default_value_t = 50_000.0)]
     pub rate: f64,
     /// Length of the freshness phase, seconds.
     #[arg(long, default_value_t = 30)]
@@ -126,9 +176,12 @@ fn ingest(args: IngestArgs) -> anyhow::Result<()> {
             .unwrap_or(0)
             / 1024
     );
+    let workers = args
+        .workers
+        .unwrap_or_else(prescient_dataflow::config::default_workers);
     eprintln!(
-        "bench ingest: {} events over {} partitions, {} workers, on {machine}",
-        args.events, args.partitions, args.workers
+        "bench ingest ({:?}): {} events over {} partitions, {workers} workers, on {machine}",
+        args.profile, args.events, args.partitions
     );
 
     // 1. Preload.
@@ -136,7 +189,7 @@ fn ingest(args: IngestArgs) -> anyhow::Result<()> {
     p.topic = preload_topic.into();
     p.events = Some(args.events);
     p.no_pace = true;
-    p.rate = 20_000.0; // event-time density: 2M events span ~100 s of event time
+    args.profile.shape(&mut p, args.events);
     p.start = Some(chrono::Utc::now() - chrono::Duration::days(1));
     let bar = indicatif::ProgressBar::new(args.events).with_message("preloading");
     let preload = {
@@ -166,7 +219,7 @@ fn ingest(args: IngestArgs) -> anyhow::Result<()> {
     // 3. Pipeline until every offset is committed.
     let mut config = DataflowConfig::new(brokers.clone(), url.clone());
     config.topic = preload_topic.into();
-    config.workers = args.workers;
+    config.workers = workers;
     config.until_caught_up = true;
     let started = Instant::now();
     prescient_dataflow::run(config, prometheus::Registry::new())?;
@@ -197,10 +250,10 @@ fn ingest(args: IngestArgs) -> anyhow::Result<()> {
     let metrics = Arc::new(Metrics::new(&registry)?);
     let mut live = DataflowConfig::new(brokers.clone(), url.clone());
     live.topic = live_topic.into();
-    live.workers = args.workers;
+    live.workers = workers;
     live.lateness = args.lateness;
+    let stop = live.shutdown.clone();
     let m = metrics.clone();
-    prescient_dataflow::SHUTDOWN.store(false, Ordering::Relaxed);
     let dataflow = std::thread::spawn(move || prescient_dataflow::run_with(live, registry, m));
     std::thread::sleep(Duration::from_secs(2));
     let total_secs = args.freshness_secs + args.soak_secs;
@@ -226,6 +279,7 @@ fn ingest(args: IngestArgs) -> anyhow::Result<()> {
             "--flash-chance",
             "0",
         ])
+        .args(args.profile.produce_flags())
         .env("RUST_LOG", "warn")
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
@@ -264,11 +318,10 @@ fn ingest(args: IngestArgs) -> anyhow::Result<()> {
         .last()
         .unwrap_or_default()
         .to_string();
-    prescient_dataflow::SHUTDOWN.store(true, Ordering::Relaxed);
+    stop.store(true, Ordering::Relaxed);
     dataflow
         .join()
         .map_err(|_| anyhow::anyhow!("dataflow panicked"))??;
-    prescient_dataflow::SHUTDOWN.store(false, Ordering::Relaxed);
 
     let raw_rate = args.events as f64 / raw;
     let pipe_rate = args.events as f64 / pipeline;
@@ -276,14 +329,14 @@ fn ingest(args: IngestArgs) -> anyhow::Result<()> {
     println!("| measure | value |");
     println!("| --- | --- |");
     println!("| machine | {machine} |");
+    println!("| profile | {:?} |", args.profile);
     println!(
         "| events preloaded | {} over {} partitions |",
         args.events, args.partitions
     );
     println!("| raw ceiling (1 consumer thread: read + parse) | {raw_rate:.0} events/s |");
     println!(
-        "| pipeline ({} workers, until every offset is committed) | {pipe_rate:.0} events/s ({:.0}% of raw) |",
-        args.workers,
+        "| pipeline ({workers} workers, until every offset is committed) | {pipe_rate:.0} events/s ({:.0}% of raw) |",
         100.0 * pipe_rate / raw_rate
     );
     println!(

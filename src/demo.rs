@@ -34,9 +34,9 @@ pub struct DemoArgs {
     /// Partitions of the user-events topic.
     #[arg(long, default_value_t = 8)]
     pub partitions: i32,
-    /// Dataflow worker threads.
-    #[arg(long, default_value_t = 2)]
-    pub workers: usize,
+    /// Dataflow worker threads (default: the machine's cores).
+    #[arg(long)]
+    pub workers: Option<usize>,
     /// Share of deliberately malformed records (shows the dead-letter topic at work).
     #[arg(long, default_value_t = 0.001)]
     pub bad_ratio: f64,
@@ -100,9 +100,12 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
     println!("  Ctrl-C to stop.");
 
     let mut config = DataflowConfig::new(bootstrap.clone(), url.clone());
-    config.workers = args.workers;
+    if let Some(w) = args.workers {
+        config.workers = w;
+    }
     config.metrics_addr = Some(args.metrics_addr);
     config.idle_timeout = Duration::from_secs(5);
+    config.shutdown = stop.clone();
     let registry = prometheus::Registry::new();
     let dataflow_registry = registry.clone();
     let dataflow = std::thread::Builder::new()
@@ -164,7 +167,6 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
         }
     }
     stop.store(true, Ordering::Relaxed);
-    prescient_dataflow::SHUTDOWN.store(true, Ordering::Relaxed);
     if let Some(g) = generator {
         match g.join() {
             Ok(Ok(p)) => println!("generator: {} events in {:.0}s", p.records, p.seconds),

@@ -23,6 +23,7 @@
 //! ```
 
 pub mod bench;
+pub mod dataflow_cli;
 pub mod demo;
 pub mod produce;
 
@@ -43,24 +44,28 @@ pub fn init_tracing() {
 }
 
 /// Installs the Ctrl-C / SIGTERM handler: the first signal sets the
-/// returned flag and the dataflow's stop flag (a graceful stop), a second
-/// one exits at once. Safe to call more than once.
-pub fn stop_on_ctrl_c() -> Result<&'static std::sync::atomic::AtomicBool, ctrlc::Error> {
+/// returned flag (a graceful stop: hand it to the dataflow as
+/// `DataflowConfig::shutdown`), a second one exits at once. Safe to call
+/// more than once; every call returns the same flag.
+pub fn stop_on_ctrl_c()
+-> Result<&'static std::sync::Arc<std::sync::atomic::AtomicBool>, ctrlc::Error> {
+    use std::sync::Arc;
     use std::sync::atomic::{AtomicBool, Ordering};
-    static STOP: AtomicBool = AtomicBool::new(false);
+    static STOP: std::sync::OnceLock<Arc<AtomicBool>> = std::sync::OnceLock::new();
     static INSTALLED: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
+    let stop = STOP.get_or_init(|| Arc::new(AtomicBool::new(false)));
     let installed = INSTALLED.get_or_init(|| {
         ctrlc::set_handler(|| {
-            if STOP.swap(true, Ordering::Relaxed) {
+            let stop = STOP.get().expect("set before the handler");
+            if stop.swap(true, Ordering::Relaxed) {
                 std::process::exit(130);
             }
-            prescient_dataflow::SHUTDOWN.store(true, Ordering::Relaxed);
             eprintln!("stopping (Ctrl-C again to quit at once)");
         })
         .map_err(|e| e.to_string())
     });
     match installed {
-        Ok(()) => Ok(&STOP),
+        Ok(()) => Ok(stop),
         Err(e) => Err(ctrlc::Error::System(std::io::Error::other(e.clone()))),
     }
 }

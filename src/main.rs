@@ -4,7 +4,7 @@
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 
-use prescient::{bench, demo, produce};
+use prescient::{bench, dataflow_cli, demo, produce};
 
 /// Prescient: stream analytics that scales services before the traffic arrives.
 #[derive(Parser)]
@@ -19,7 +19,7 @@ enum Command {
     /// Run everything on embedded defaults: broker, PostgreSQL, generator, dataflow.
     Demo(demo::DemoArgs),
     /// Aggregate Kafka user-events into per-minute metrics in PostgreSQL, exactly once.
-    Dataflow(prescient_dataflow::DataflowConfig),
+    Dataflow(dataflow_cli::DataflowArgs),
     /// Generate user-events (or replay a timestamp,value series) into Kafka.
     Produce(produce::ProduceArgs),
     /// Apply the database migrations.
@@ -44,11 +44,38 @@ struct MigrateArgs {
     database_url: String,
 }
 
+/// `prescient broker`: prints `bootstrap=HOST:PORT,...` on its first line,
+/// then takes commands on stdin (one per line, each answered `ok` or
+/// `error: ...` on stdout), to inject failures in tests:
+/// `down BROKER_ID`, `up BROKER_ID`, `fail-produce COUNT ERROR_NAME`.
 #[derive(clap::Args)]
 struct BrokerArgs {
-    /// Topics to create, as NAME:PARTITIONS.
+    /// Topics to create, as NAME:PARTITIONS, or NAME:PARTITIONS@BROKER_ID to
+    /// make one broker lead all its partitions.
     #[arg(long = "topic", default_values = ["user-events:8", "user-events-dlq:1", "scaling-decisions:1", "scaling-actions:1"])]
     topics: Vec<String>,
+    /// Brokers in the cluster (ids 1..=N).
+    #[arg(long, default_value_t = 1)]
+    brokers: i32,
+}
+
+/// Applies one `prescient broker` stdin command.
+fn broker_command(
+    broker: &prescient_infra::broker::EmbeddedBroker,
+    line: &str,
+) -> anyhow::Result<()> {
+    let words: Vec<&str> = line.split_whitespace().collect();
+    match words.as_slice() {
+        ["down", id] => broker.broker_down(id.parse()?)?,
+        ["up", id] => broker.broker_up(id.parse()?)?,
+        ["fail-produce", count, name] => broker.fail_produce_requests(
+            count.parse()?,
+            prescient_infra::broker::produce_error(name)
+                .with_context(|| format!("unknown error name {name:?}"))?,
+        ),
+        _ => anyhow::bail!("unknown command {line:?}"),
+    }
+    Ok(())
 }
 
 fn main() -> anyhow::Result<()> {
@@ -56,8 +83,9 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Demo(args) => demo::run(args)?,
-        Command::Dataflow(config) => {
-            prescient::stop_on_ctrl_c()?;
+        Command::Dataflow(args) => {
+            let stop = prescient::stop_on_ctrl_c()?;
+            let config = args.into_config(stop.clone());
             prescient_dataflow::run(config, prometheus::Registry::new())?
         }
         Command::Produce(args) => {
@@ -97,17 +125,51 @@ fn main() -> anyhow::Result<()> {
         }
         Command::Broker(args) => {
             let stop = prescient::stop_on_ctrl_c()?;
-            let broker = prescient_infra::broker::EmbeddedBroker::start(1)?;
+            let broker = prescient_infra::broker::EmbeddedBroker::start(args.brokers)?;
             for t in &args.topics {
-                let (name, parts) = t.split_once(':').unwrap_or((t.as_str(), "1"));
-                broker.create_topic(name, parts.parse().context("partitions must be a number")?)?;
+                let (name, spec) = t.split_once(':').unwrap_or((t.as_str(), "1"));
+                let (parts, leader) = match spec.split_once('@') {
+                    Some((p, l)) => (
+                        p,
+                        Some(l.parse::<i32>().context("leader must be a broker id")?),
+                    ),
+                    None => (spec, None),
+                };
+                let parts: i32 = parts.parse().context("partitions must be a number")?;
+                broker.create_topic(name, parts)?;
+                if let Some(leader) = leader {
+                    for p in 0..parts {
+                        broker.partition_leader(name, p, leader)?;
+                    }
+                }
             }
             // The one line scripts read: where to connect.
             println!("bootstrap={}", broker.bootstrap_servers());
             use std::io::Write;
             std::io::stdout().flush()?;
+            let (tx, rx) = std::sync::mpsc::channel::<String>();
+            std::thread::spawn(move || {
+                for line in std::io::stdin().lines().map_while(Result::ok) {
+                    if tx.send(line).is_err() {
+                        break;
+                    }
+                }
+            });
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                std::thread::sleep(std::time::Duration::from_millis(100));
+                match rx.recv_timeout(std::time::Duration::from_millis(100)) {
+                    Ok(line) => {
+                        match broker_command(&broker, &line) {
+                            Ok(()) => println!("ok"),
+                            Err(e) => println!("error: {e:#}"),
+                        }
+                        std::io::stdout().flush()?;
+                    }
+                    Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+                    // stdin closed: keep serving until interrupted.
+                    Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                        std::thread::sleep(std::time::Duration::from_millis(100))
+                    }
+                }
             }
         }
         Command::Bench(cmd) => bench::run(cmd)?,

@@ -5,7 +5,7 @@
 //! | `ts` | RFC 3339 string or integer epoch milliseconds | required; event time |
 //! | `tenant` | string | required, 1–64 of `[A-Za-z0-9_.-]` |
 //! | `service` | string | required, same charset |
-//! | `endpoint` | string | optional, ≤ 256 chars, default `""` |
+//! | `endpoint` | string | optional, ≤ 256 chars, no U+0000 (PostgreSQL `text` cannot hold it), default `""` |
 //! | `user` | string | optional, ≤ 128 chars; used for distinct counts only |
 //! | `status` | integer 100–599 | optional, default 200; ≥ 500 is an error |
 //! | `latency_ms` | number ≥ 0 | optional |
@@ -298,6 +298,15 @@ pub fn parse_event(bytes: &[u8]) -> Result<Event<'_>, Rejection> {
     check_name("service", &service)?;
     let endpoint = raw.endpoint.unwrap_or(Cow::Borrowed(""));
     check_len("endpoint", &endpoint, MAX_ENDPOINT_CHARS)?;
+    // `endpoint` is stored as PostgreSQL `text`, which cannot hold U+0000
+    // (the only Unicode scalar a UTF-8 database refuses). `user` is only
+    // hashed, so it may hold anything.
+    if let Some(at) = endpoint.find('\0') {
+        return Err(Rejection::new(
+            Reason::InvalidField,
+            format!("endpoint contains U+0000 at byte {at}, which PostgreSQL text cannot store"),
+        ));
+    }
     if let Some(user) = &raw.user {
         check_len("user", user, MAX_USER_CHARS)?;
     }
@@ -449,6 +458,14 @@ mod tests {
             reason(br#"{"ts":1700000000000,"ts":1,"tenant":"a","service":"b"}"#),
             Reason::InvalidJson
         );
+    }
+
+    #[test]
+    fn nul_in_endpoint_is_invalid_but_fine_in_user() {
+        let ep = br#"{"ts":1700000000000,"tenant":"a","service":"b","endpoint":"/x\u0000y"}"#;
+        assert_eq!(reason(ep), Reason::InvalidField);
+        let user = br#"{"ts":1700000000000,"tenant":"a","service":"b","user":"u\u0000"}"#;
+        assert!(parse_event(user).is_ok());
     }
 
     #[test]

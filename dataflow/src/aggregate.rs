@@ -7,17 +7,99 @@
 //! only sees those.
 
 use std::hash::{Hash, Hasher};
+use std::sync::Arc;
 
 use rustc_hash::{FxHashMap, FxHasher};
 use serde::{Deserialize, Serialize};
 
 use crate::window::{latency_value, quantile_bucket};
 
-/// Identity of a `metrics_minute` row: hashes of (tenant, service, endpoint)
-/// and of the service, and the bucket start (epoch ms).
-pub type MetricKey = (u64, u64, i64);
-/// Identity of a `service_minute` row: hash of the service and the bucket start.
-pub type ServiceKey = (u64, i64);
+/// The tenant and endpoint of a `metrics_minute` row.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct RowNames {
+    /// Tenant.
+    pub tenant: String,
+    /// Endpoint.
+    pub endpoint: String,
+}
+
+/// Identity of a `metrics_minute` row. The names travel with the key, so
+/// whichever worker or process writes the row knows them: no row can wait
+/// for (or be dropped for lack of) a name sent separately, and the names
+/// are released with the window's state. They are shared (`Arc`), so the
+/// many contributions of one row do not copy them.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct MetricKey {
+    /// [`hash_strs`] of (tenant, service, endpoint): compared first, so
+    /// ordering rarely looks at the names.
+    pub hash: u64,
+    /// Bucket start, epoch ms.
+    pub minute: i64,
+    /// [`hash_strs`] of the service.
+    pub service_hash: u64,
+    /// Service.
+    #[serde(with = "shared")]
+    pub service: Arc<String>,
+    /// Tenant and endpoint.
+    #[serde(with = "shared")]
+    pub names: Arc<RowNames>,
+}
+
+/// Identity of a `service_minute` row, with its name.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct ServiceKey {
+    /// [`hash_strs`] of the service.
+    pub hash: u64,
+    /// Bucket start, epoch ms.
+    pub minute: i64,
+    /// Service (shared with the metric keys it came from).
+    #[serde(with = "shared")]
+    pub service: Arc<String>,
+}
+
+/// (De)serializes an `Arc<T>` as its `T` (between processes of a cluster).
+mod shared {
+    use std::sync::Arc;
+
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub fn serialize<S: Serializer, T: Serialize>(v: &Arc<T>, s: S) -> Result<S::Ok, S::Error> {
+        (**v).serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+        d: D,
+    ) -> Result<Arc<T>, D::Error> {
+        T::deserialize(d).map(Arc::new)
+    }
+}
+
+// Equal keys have equal hashes (the hash is a function of the names), so
+// hashing only the hash and the minute is consistent with `Eq` and cheap.
+impl Hash for MetricKey {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.hash.hash(state);
+        self.minute.hash(state);
+    }
+}
+
+impl Hash for ServiceKey {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.hash.hash(state);
+        self.minute.hash(state);
+    }
+}
+
+impl MetricKey {
+    /// The `service_minute` row this row adds to.
+    pub fn service_key(&self) -> ServiceKey {
+        ServiceKey {
+            hash: self.service_hash,
+            minute: self.minute,
+            service: self.service.clone(),
+        }
+    }
+}
 
 /// A 64-bit hash of strings, stable within one build of the binary (it
 /// never reaches storage: ids are only used in memory and on the wire

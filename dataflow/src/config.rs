@@ -1,7 +1,9 @@
-//! `prescient dataflow` flags (each also settable from the environment).
+//! The dataflow's settings (the `prescient dataflow` flags map onto them).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use crate::window::Windows;
@@ -28,78 +30,69 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         .map_err(|e| format!("{s:?} is not a duration like 100ms, 10s or 1m: {e}"))
 }
 
-/// Settings of the dataflow. Defaults are in each flag's help.
-#[derive(Debug, Clone, clap::Args)]
-#[command(disable_help_flag = true)]
+/// Settings of the dataflow: a plain struct; `prescient dataflow` maps its
+/// flags (and their environment variables) onto it. Every default lives
+/// in [`Default`].
+#[derive(Debug, Clone)]
 pub struct DataflowConfig {
-    /// Print help (`-h` is timely's hostfile flag).
-    #[arg(long, action = clap::ArgAction::Help)]
-    pub help: Option<bool>,
-    /// Kafka bootstrap servers.
-    #[arg(long, env = "KAFKA_BROKERS", default_value = "127.0.0.1:9092")]
+    /// Kafka bootstrap servers (default `127.0.0.1:9092`).
     pub brokers: String,
-    /// Topic of user events.
-    #[arg(long, env = "PRESCIENT_TOPIC", default_value = prescient_contracts::USER_EVENTS_TOPIC)]
+    /// Topic of user events (default `user-events`).
     pub topic: String,
-    /// Topic rejected records go to.
-    #[arg(long, env = "PRESCIENT_DLQ_TOPIC", default_value = prescient_contracts::DEAD_LETTER_TOPIC)]
+    /// Topic rejected records go to (default `user-events-dlq`).
     pub dlq_topic: String,
-    /// PostgreSQL URL, e.g. postgres://user@host:5432/db.
-    #[arg(long, env = "DATABASE_URL")]
+    /// PostgreSQL URL, e.g. postgres://user@host:5432/db (no default).
     pub database_url: String,
-    /// Worker threads per process (timely's -w).
-    #[arg(short = 'w', long, env = "PRESCIENT_WORKERS", default_value_t = 1)]
+    /// Worker threads per process (timely's -w; default: the machine's cores).
     pub workers: usize,
-    /// Number of processes in the cluster (timely's -n).
-    #[arg(short = 'n', long, env = "PRESCIENT_PROCESSES", default_value_t = 1)]
+    /// Number of processes in the cluster (timely's -n; default 1).
     pub processes: usize,
-    /// Index of this process, 0-based (timely's -p).
-    #[arg(short = 'p', long, env = "PRESCIENT_PROCESS", default_value_t = 0)]
+    /// Index of this process, 0-based (timely's -p; default 0).
     pub process: usize,
     /// File with one host:port per line, one per process (timely's -h);
     /// default 127.0.0.1:2101, 127.0.0.1:2102, ...
-    #[arg(short = 'h', long, env = "PRESCIENT_HOSTFILE")]
     pub hostfile: Option<PathBuf>,
-    /// Event-time bucket length.
-    #[arg(long, env = "PRESCIENT_BUCKET", default_value = "1m", value_parser = parse_duration)]
+    /// Event-time bucket length (default 1 minute).
     pub bucket: Duration,
-    /// How late an event may arrive after its bucket ended and still count.
-    #[arg(long, env = "PRESCIENT_LATENESS", default_value = "10m", value_parser = parse_duration)]
+    /// How late an event may arrive after its bucket ended and still count (default 10 minutes).
     pub lateness: Duration,
-    /// How far ahead of its Kafka timestamp an event's time may be.
-    #[arg(long, env = "PRESCIENT_MAX_FUTURE", default_value = "1h", value_parser = parse_duration)]
+    /// How far ahead of its Kafka timestamp, and of the wall clock, an
+    /// event's time may be (default 1 hour).
     pub max_future: Duration,
-    /// Commit interval: changes are gathered per tick and committed together.
-    #[arg(long, env = "PRESCIENT_TICK", default_value = "100ms", value_parser = parse_duration)]
+    /// Commit interval: changes are gathered per tick and committed together (default 100 ms).
     pub tick: Duration,
-    /// A caught-up partition without new records for this long stops
-    /// holding back the event-time frontier.
-    #[arg(long, env = "PRESCIENT_IDLE_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    /// A partition without a valid event for this long, caught up or
+    /// reading only rejected records, stops holding back the event-time
+    /// frontier (default 10 s).
     pub idle_timeout: Duration,
-    /// Stop reading when commits fall this far behind (backpressure).
-    #[arg(long, env = "PRESCIENT_MAX_UNCOMMITTED", default_value = "5s", value_parser = parse_duration)]
+    /// Stop reading when commits fall this far behind (backpressure; default 5 s).
     pub max_uncommitted: Duration,
-    /// Serve Prometheus metrics on this address (e.g. 127.0.0.1:9100).
-    #[arg(long, env = "PRESCIENT_METRICS_ADDR")]
+    /// How often to look for partitions added to the topic (default 10 s).
+    pub partition_refresh: Duration,
+    /// Serve Prometheus metrics on this address (e.g. 127.0.0.1:9100; default off).
     pub metrics_addr: Option<SocketAddr>,
-    /// Exit once every partition is read to its end and committed (batch mode).
-    #[arg(long)]
+    /// Exit once every partition is read to its end and committed (batch mode; default off).
     pub until_caught_up: bool,
-    /// How long to keep retrying PostgreSQL and the broker on start.
-    #[arg(long, env = "PRESCIENT_CONNECT_TIMEOUT", default_value = "60s", value_parser = parse_duration)]
+    /// How long to keep retrying PostgreSQL and the broker on start (default 60 s).
     pub connect_timeout: Duration,
+    /// Set it to stop gracefully: sources finish their tick, the last
+    /// changes are committed, and [`crate::run`] returns.
+    pub shutdown: Arc<AtomicBool>,
 }
 
-impl DataflowConfig {
-    /// A configuration with every default, for `brokers` and `database_url`.
-    pub fn new(brokers: impl Into<String>, database_url: impl Into<String>) -> Self {
+/// The machine's cores (the default worker count).
+pub fn default_workers() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+impl Default for DataflowConfig {
+    fn default() -> Self {
         DataflowConfig {
-            help: None,
-            brokers: brokers.into(),
+            brokers: "127.0.0.1:9092".into(),
             topic: prescient_contracts::USER_EVENTS_TOPIC.into(),
             dlq_topic: prescient_contracts::DEAD_LETTER_TOPIC.into(),
-            database_url: database_url.into(),
-            workers: 1,
+            database_url: String::new(),
+            workers: default_workers(),
             processes: 1,
             process: 0,
             hostfile: None,
@@ -109,9 +102,22 @@ impl DataflowConfig {
             tick: Duration::from_millis(100),
             idle_timeout: Duration::from_secs(10),
             max_uncommitted: Duration::from_secs(5),
+            partition_refresh: Duration::from_secs(10),
             metrics_addr: None,
             until_caught_up: false,
             connect_timeout: Duration::from_secs(60),
+            shutdown: Arc::new(AtomicBool::new(false)),
+        }
+    }
+}
+
+impl DataflowConfig {
+    /// A configuration with every default, for `brokers` and `database_url`.
+    pub fn new(brokers: impl Into<String>, database_url: impl Into<String>) -> Self {
+        DataflowConfig {
+            brokers: brokers.into(),
+            database_url: database_url.into(),
+            ..DataflowConfig::default()
         }
     }
 
@@ -137,6 +143,9 @@ impl DataflowConfig {
         }
         if self.tick.as_millis() == 0 {
             return bad("--tick must be at least 1ms");
+        }
+        if self.database_url.is_empty() {
+            return bad("--database-url (or DATABASE_URL) is required");
         }
         Ok(())
     }

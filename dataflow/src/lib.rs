@@ -5,11 +5,11 @@
 //!
 //! ```text
 //! KafkaSource (this worker's partitions: parse, validate, watermark, pre-aggregate per tick)
-//!   ├─ contributions ──▶ reduce by (tenant, service, endpoint, bucket) ─┐
+//!   ├─ contributions ──▶ reduce by (tenant, service, endpoint, bucket) ─┐  (names in the key)
 //!   │                 └▶ reduce by (service, bucket) ───────────────────┤ changed rows → worker 0
 //!   ├─ progress per partition ─────────────────────── broadcast ────────┤
-//!   └─ key names, event timestamps ─────────────────────────────────────┴▶ Commit (frontier; on
-//!                        worker 0: one transaction per tick: rows + ingest_offsets + frontier)
+//!   └─ event timestamps, dead-letter counts ────────────────────────────┴▶ Commit (frontier; on
+//!      worker 0: one transaction per commit: rows + dead letters + ingest_offsets + frontier + stats)
 //! ```
 //!
 //! Exactly once: the offsets a batch of row changes covers are written in
@@ -23,6 +23,7 @@
 //!
 //! let mut config = DataflowConfig::new("127.0.0.1:9092", "postgres://prescient@127.0.0.1/prescient");
 //! config.workers = 2;
+//! // Set `config.shutdown` (from another thread) to stop gracefully.
 //! run(config, prometheus::Registry::new()).expect("dataflow failed");
 //! ```
 
@@ -52,11 +53,10 @@ use timely::{CommunicationConfig, WorkerConfig};
 
 pub use config::DataflowConfig;
 pub use metrics::Metrics;
-pub use source::SHUTDOWN;
 
 use crate::aggregate::aggregate;
 use crate::sink::{SinkMsg, Writer};
-use crate::source::{SourceMsg, SourceSettings, kafka_source};
+use crate::source::{SourceContext, SourceMsg, SourceSettings, kafka_source};
 
 /// Failures that stop the dataflow.
 #[derive(Debug, thiserror::Error)]
@@ -229,6 +229,8 @@ pub fn run_with(
         max_uncommitted_ticks: (config.max_uncommitted.as_millis() / config.tick.as_millis()).max(1)
             as u64,
         until_caught_up: config.until_caught_up,
+        partition_refresh: config.partition_refresh,
+        shutdown: config.shutdown.clone(),
     };
     let resume = Arc::new(resume);
     let writer_for_workers = writer.clone();
@@ -236,9 +238,6 @@ pub fn run_with(
     let guards = timely::execute(timely_config, move |worker| {
         let index = worker.index();
         let peers = worker.peers();
-        let mine: Vec<i32> = (0..partitions)
-            .filter(|p| *p as usize % peers == index)
-            .collect();
         let frontier = Rc::new(Cell::new(resume.frontier));
         let committed = ProbeHandle::new();
         let writer = if index == 0 {
@@ -249,13 +248,17 @@ pub fn run_with(
         let built = worker.dataflow::<u64, _, _>(|scope| {
             let out = kafka_source(
                 scope,
-                settings.clone(),
-                mine,
-                resume.clone(),
-                frontier.clone(),
-                committed.clone(),
-                worker_metrics.clone(),
-                "prescient-dataflow".to_string(),
+                SourceContext {
+                    settings: settings.clone(),
+                    index,
+                    peers,
+                    partitions,
+                    resume: resume.clone(),
+                    frontier: frontier.clone(),
+                    committed: committed.clone(),
+                    metrics: worker_metrics.clone(),
+                    group_id: "prescient-dataflow".to_string(),
+                },
             )?;
             let contributions = out
                 .clone()
@@ -270,7 +273,7 @@ pub fn run_with(
                     output.push((aggregate(input), 1isize))
                 });
             let service_rows = contributions
-                .map(|((_key, svc, minute), c)| ((svc, minute), c))
+                .map(|(key, c)| (key.service_key(), c))
                 .reduce_named("ServiceMinute", |_key, input, output| {
                     output.push((aggregate(input), 1isize))
                 });

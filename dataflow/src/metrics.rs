@@ -39,6 +39,12 @@ pub struct Metrics {
     pub freshness: Histogram,
     /// Same as `freshness` at millisecond resolution, for `prescient bench`.
     pub freshness_ms: Mutex<FineHistogram>,
+    /// `prescient_dead_letters_truncated_total`: dead letters whose payload was cut to fit the topic.
+    pub dead_letters_truncated: IntCounter,
+    /// `prescient_dead_letter_retries_total`: dead letters sent again after the broker refused them.
+    pub dead_letter_retries: IntCounter,
+    /// `prescient_rows_refused_total`: rows PostgreSQL refused for a reason retrying cannot fix, dropped.
+    pub rows_rejected: IntCounter,
 }
 
 /// A millisecond-resolution histogram (0 ms to 60 s, overflow clamped).
@@ -150,6 +156,18 @@ impl Metrics {
                 .buckets(prometheus::exponential_buckets(0.01, 2.0, 14)?),
             )?,
             freshness_ms: Mutex::new(FineHistogram::default()),
+            dead_letters_truncated: IntCounter::new(
+                "prescient_dead_letters_truncated_total",
+                "Dead letters whose payload was cut to fit the dead-letter topic",
+            )?,
+            dead_letter_retries: IntCounter::new(
+                "prescient_dead_letter_retries_total",
+                "Dead letters sent again after the broker refused them",
+            )?,
+            rows_rejected: IntCounter::new(
+                "prescient_rows_refused_total",
+                "Rows PostgreSQL refused for a reason retrying cannot fix (data, constraint, limit), dropped",
+            )?,
         };
         for r in Reason::ALL {
             m.rejected.with_label_values(&[r.as_str()]);
@@ -167,6 +185,9 @@ impl Metrics {
         registry.register(Box::new(m.frontier_ms.clone()))?;
         registry.register(Box::new(m.keys_held.clone()))?;
         registry.register(Box::new(m.freshness.clone()))?;
+        registry.register(Box::new(m.dead_letters_truncated.clone()))?;
+        registry.register(Box::new(m.dead_letter_retries.clone()))?;
+        registry.register(Box::new(m.rows_rejected.clone()))?;
         Ok(m)
     }
 

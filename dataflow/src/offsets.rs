@@ -95,6 +95,7 @@ pub async fn load(
                         idle: false,
                         replay_offset,
                         replay_watermark_ms,
+                        end_offset: None,
                     },
                 )
             },

@@ -26,6 +26,8 @@ pub struct PartitionProgress {
     pub replay_offset: i64,
     /// The watermark just before `replay_offset`.
     pub replay_watermark_ms: Option<i64>,
+    /// The partition's end (high watermark) as last seen by its consumer.
+    pub end_offset: Option<i64>,
 }
 
 impl PartitionProgress {
@@ -36,11 +38,13 @@ impl PartitionProgress {
             self.watermark_ms,
             self.replay_offset,
             self.replay_watermark_ms,
+            self.end_offset,
         ) == (
             other.next_offset,
             other.watermark_ms,
             other.replay_offset,
             other.replay_watermark_ms,
+            other.end_offset,
         )
     }
 }
@@ -109,6 +113,7 @@ mod tests {
             idle,
             replay_offset: 0,
             replay_watermark_ms: None,
+            end_offset: None,
         }
     }
 

@@ -4,19 +4,22 @@
 //! per tick, and emits:
 //!
 //! * contributions to differential dataflow (and their retractions when a
-//!   window closes, which releases its state),
+//!   window closes, which releases its state); the row's names travel in
+//!   the key,
 //! * a progress report per partition per tick,
-//! * key names and event timestamps for the sink.
+//! * Kafka timestamps of accepted events and dead-letter counts for the sink.
 //!
 //! On start each partition is read from its stored replay offset: records
 //! below the stored next offset only rebuild open windows (no dead letters,
 //! no counting twice), then the worker moves on from the first tick.
+//! Partitions added to the topic while running are found by a periodic
+//! metadata refresh and read from their earliest offset.
 
 use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::rc::Rc;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
@@ -25,14 +28,14 @@ use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::statistics::Statistics;
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use rdkafka::{ClientConfig, ClientContext};
-use rustc_hash::{FxHashMap, FxHashSet};
+use rustc_hash::FxHashMap;
 use timely::dataflow::operators::generic::operator::source;
 use timely::dataflow::operators::probe::Handle as ProbeHandle;
 use timely::dataflow::{Scope, StreamVec};
 
 use prescient_contracts::event::{Event, Reason, Rejection, parse_event};
 
-use crate::aggregate::{Contribution, MetricKey, WindowAcc, hash_strs};
+use crate::aggregate::{Contribution, MetricKey, RowNames, WindowAcc, hash_strs};
 use crate::dlq::{DeadLetters, DlqError};
 use crate::metrics::Metrics;
 use crate::offsets::ResumeState;
@@ -75,21 +78,55 @@ pub struct SourceSettings {
     pub tick_ms: u64,
     /// Idle timeout.
     pub idle_timeout: Duration,
-    /// Largest allowed lead of event time over Kafka time (ms).
+    /// Largest allowed lead of event time over Kafka time and wall clock (ms).
     pub max_future_ms: i64,
     /// Pause reading when commits lag by this many ticks.
     pub max_uncommitted_ticks: u64,
     /// Finish once every partition is read to its end.
     pub until_caught_up: bool,
+    /// How often to look for partitions added to the topic.
+    pub partition_refresh: Duration,
+    /// Set to stop: sources finish their tick and stop.
+    pub shutdown: Arc<AtomicBool>,
 }
 
-/// Reports consumer lag from librdkafka's statistics.
-pub struct LagContext {
-    metrics: Arc<Metrics>,
+/// Everything [`kafka_source`] needs for one worker.
+pub struct SourceContext {
+    /// Settings shared by every worker.
+    pub settings: SourceSettings,
+    /// This worker's index.
+    pub index: usize,
+    /// Number of workers in the cluster.
+    pub peers: usize,
+    /// Partitions of the topic at start.
+    pub partitions: i32,
+    /// Stored progress to resume from.
+    pub resume: Arc<ResumeState>,
+    /// The event-time frontier, published by the commit operator.
+    pub frontier: Rc<Cell<Option<i64>>>,
+    /// Which ticks are committed (for backpressure).
+    pub committed: ProbeHandle<u64>,
+    /// Metrics.
+    pub metrics: Arc<Metrics>,
+    /// Consumer group id (only used for client identity: no group commits).
+    pub group_id: String,
+}
+
+/// The partitions worker `index` of `peers` reads out of `count`.
+pub fn assignment(count: i32, index: usize, peers: usize) -> impl Iterator<Item = i32> {
+    (0..count).filter(move |p| *p as usize % peers == index)
+}
+
+/// Partition ends (high watermarks) from librdkafka's statistics.
+type Ends = Arc<Mutex<FxHashMap<i32, i64>>>;
+
+/// Keeps librdkafka's view of partition ends and logs client errors.
+pub struct SourceContextClient {
     topic: String,
+    ends: Ends,
 }
 
-impl ClientContext for LagContext {
+impl ClientContext for SourceContextClient {
     fn error(&self, error: KafkaError, reason: &str) {
         // Reaching a partition's end is how idleness is detected, not an error.
         let eof = matches!(error, KafkaError::PartitionEOF(_))
@@ -101,18 +138,16 @@ impl ClientContext for LagContext {
 
     fn stats(&self, statistics: Statistics) {
         if let Some(topic) = statistics.topics.get(&self.topic) {
+            let mut ends = self.ends.lock().expect("ends lock");
             for (p, part) in &topic.partitions {
-                if *p >= 0 && part.consumer_lag >= 0 {
-                    self.metrics
-                        .consumer_lag
-                        .with_label_values(&[&p.to_string()])
-                        .set(part.consumer_lag);
+                if *p >= 0 && part.hi_offset >= 0 {
+                    ends.insert(*p, part.hi_offset);
                 }
             }
         }
     }
 }
-impl ConsumerContext for LagContext {}
+impl ConsumerContext for SourceContextClient {}
 
 struct PartState {
     next_offset: i64,
@@ -120,13 +155,44 @@ struct PartState {
     resume_offset: i64,
     watermark: Option<i64>,
     eof_since: Option<Instant>,
+    /// When the last valid (accepted) event was read, or the partition assigned.
+    last_valid: Instant,
+    /// Records were read since the last valid event (all rejected).
+    invalid_since_valid: bool,
+    /// The partition's end as last seen.
+    end_offset: Option<i64>,
     /// Open buckets read from this partition: first offset and the watermark before it.
     tracked: BTreeMap<i64, (i64, Option<i64>)>,
 }
 
 impl PartState {
+    fn new(stored: Option<&PartitionProgress>) -> PartState {
+        let (start, resume_offset, watermark) = match stored {
+            Some(s) => (s.replay_offset, s.next_offset, s.replay_watermark_ms),
+            None => (0, 0, None),
+        };
+        PartState {
+            next_offset: start,
+            resume_offset,
+            watermark,
+            eof_since: None,
+            last_valid: Instant::now(),
+            invalid_since_valid: false,
+            end_offset: None,
+            tracked: BTreeMap::new(),
+        }
+    }
+
     fn replaying(&self) -> bool {
         self.next_offset < self.resume_offset
+    }
+
+    /// Idle: no valid event for the idle timeout, and either at the end of
+    /// the partition or reading only records that are rejected. Garbage
+    /// cannot keep a partition from being idle (and so hold the frontier).
+    fn idle(&self, idle_timeout: Duration) -> bool {
+        self.last_valid.elapsed() >= idle_timeout
+            && (self.eof_since.is_some() || self.invalid_since_valid)
     }
 
     fn progress(&self, partition: i32, idle_timeout: Duration) -> PartitionProgress {
@@ -135,20 +201,23 @@ impl PartState {
             partition,
             next_offset: self.next_offset,
             watermark_ms: self.watermark,
-            idle: self.eof_since.is_some_and(|t| t.elapsed() >= idle_timeout),
+            idle: self.idle(idle_timeout),
             replay_offset: replay.map_or(self.next_offset, |(o, _)| *o),
             replay_watermark_ms: replay.map_or(self.watermark, |(_, w)| *w),
+            end_offset: self.end_offset,
         }
     }
 }
 
-/// Global stop flag: sources finish their tick and stop when it is set.
-pub static SHUTDOWN: AtomicBool = AtomicBool::new(false);
-
 struct KafkaSource {
-    consumer: BaseConsumer<LagContext>,
+    consumer: BaseConsumer<SourceContextClient>,
     p: Processor,
     broker_warned: Option<Instant>,
+    ends: Ends,
+    index: usize,
+    peers: usize,
+    resume: Arc<ResumeState>,
+    last_refresh: Instant,
 }
 
 /// Everything but the consumer, so a borrowed message can be processed in place.
@@ -156,16 +225,17 @@ struct Processor {
     settings: SourceSettings,
     dlq: DeadLetters,
     parts: FxHashMap<i32, PartState>,
-    /// This tick's additions per (bucket, key): service key and accumulation.
-    delta: FxHashMap<(i64, u64), (u64, WindowAcc)>,
+    /// This tick's additions per (bucket, key hash): row key and accumulation.
+    delta: FxHashMap<(i64, u64), (MetricKey, WindowAcc)>,
     /// Everything this worker added to open windows, to retract on close.
-    totals: BTreeMap<i64, FxHashMap<u64, (u64, WindowAcc)>>,
-    announced: FxHashSet<u64>,
-    names: Vec<SinkMsg>,
+    totals: BTreeMap<i64, FxHashMap<u64, (MetricKey, WindowAcc)>>,
     created: FxHashMap<i64, u64>,
+    /// Dead letters this tick per (reason, Kafka-timestamp minute).
+    rejected: FxHashMap<(Reason, i64), u64>,
     frontier: Rc<Cell<Option<i64>>>,
     metrics: Arc<Metrics>,
-    keys_held: i64,
+    /// Wall clock (ms) as of the current poll.
+    now_ms: i64,
     /// Counts kept locally and added to the shared counters once per tick.
     counts: Counts,
 }
@@ -178,21 +248,16 @@ struct Counts {
 }
 
 impl KafkaSource {
-    fn new(
-        settings: SourceSettings,
-        partitions: &[i32],
-        resume: &ResumeState,
-        frontier: Rc<Cell<Option<i64>>>,
-        metrics: Arc<Metrics>,
-        group_id: &str,
-    ) -> Result<Self, SourceError> {
-        let context = LagContext {
-            metrics: metrics.clone(),
+    fn new(ctx: &SourceContext) -> Result<Self, SourceError> {
+        let settings = ctx.settings.clone();
+        let ends = Ends::default();
+        let context = SourceContextClient {
             topic: settings.topic.clone(),
+            ends: ends.clone(),
         };
-        let consumer: BaseConsumer<LagContext> = ClientConfig::new()
+        let consumer: BaseConsumer<SourceContextClient> = ClientConfig::new()
             .set("bootstrap.servers", &settings.brokers)
-            .set("group.id", group_id)
+            .set("group.id", &ctx.group_id)
             .set("enable.auto.commit", "false")
             .set("enable.auto.offset.store", "false")
             .set("enable.partition.eof", "true")
@@ -200,55 +265,98 @@ impl KafkaSource {
             .set("fetch.wait.max.ms", "20")
             .set("statistics.interval.ms", "1000")
             .create_with_context(context)?;
+        let dlq = DeadLetters::new(
+            &settings.brokers,
+            &settings.dlq_topic,
+            &settings.topic,
+            ctx.metrics.clone(),
+        )?;
+        let mut src = KafkaSource {
+            consumer,
+            broker_warned: None,
+            ends,
+            index: ctx.index,
+            peers: ctx.peers,
+            resume: ctx.resume.clone(),
+            last_refresh: Instant::now(),
+            p: Processor {
+                settings,
+                dlq,
+                parts: FxHashMap::default(),
+                delta: FxHashMap::default(),
+                totals: BTreeMap::new(),
+                created: FxHashMap::default(),
+                rejected: FxHashMap::default(),
+                frontier: ctx.frontier.clone(),
+                metrics: ctx.metrics.clone(),
+                now_ms: chrono::Utc::now().timestamp_millis(),
+                counts: Counts::default(),
+            },
+        };
+        let mine: Vec<i32> = assignment(ctx.partitions, ctx.index, ctx.peers).collect();
+        src.add_partitions(&mine)?;
+        Ok(src)
+    }
+
+    /// Starts reading `partitions` from their stored replay offsets (or the
+    /// beginning), each with its own watermark.
+    fn add_partitions(&mut self, partitions: &[i32]) -> Result<(), SourceError> {
+        if partitions.is_empty() {
+            return Ok(());
+        }
         let mut tpl = TopicPartitionList::new();
-        let mut parts = FxHashMap::default();
         for &p in partitions {
-            let stored = resume.partitions.get(&p);
-            let (start, resume_offset, watermark) = match stored {
-                Some(s) => (s.replay_offset, s.next_offset, s.replay_watermark_ms),
-                None => (0, 0, None),
-            };
-            tpl.add_partition_offset(&settings.topic, p, Offset::Offset(start))?;
-            parts.insert(
-                p,
-                PartState {
-                    next_offset: start,
-                    resume_offset,
-                    watermark,
-                    eof_since: None,
-                    tracked: BTreeMap::new(),
-                },
-            );
+            let st = PartState::new(self.resume.partitions.get(&p));
+            tpl.add_partition_offset(&self.p.settings.topic, p, Offset::Offset(st.next_offset))?;
+            self.p.parts.insert(p, st);
         }
-        if !partitions.is_empty() {
-            consumer.assign(&tpl)?;
-        }
-        let to_replay: i64 = parts
-            .values()
-            .map(|p| (p.resume_offset - p.next_offset).max(0))
+        self.consumer.incremental_assign(&tpl)?;
+        let to_replay: i64 = partitions
+            .iter()
+            .map(|p| {
+                let st = &self.p.parts[p];
+                (st.resume_offset - st.next_offset).max(0)
+            })
             .sum();
         if to_replay > 0 {
             tracing::info!(records = to_replay, partitions = ?partitions, "re-reading records of still-open windows to rebuild their state");
         }
-        let dlq = DeadLetters::new(&settings.brokers, &settings.dlq_topic, &settings.topic)?;
-        Ok(KafkaSource {
-            consumer,
-            broker_warned: None,
-            p: Processor {
-                settings,
-                dlq,
-                parts,
-                delta: FxHashMap::default(),
-                totals: BTreeMap::new(),
-                announced: FxHashSet::default(),
-                names: Vec::new(),
-                created: FxHashMap::default(),
-                frontier,
-                metrics,
-                keys_held: 0,
-                counts: Counts::default(),
+        Ok(())
+    }
+
+    /// Looks for partitions added to the topic (every `partition_refresh`).
+    fn discover(&mut self) {
+        if self.last_refresh.elapsed() < self.p.settings.partition_refresh {
+            return;
+        }
+        self.last_refresh = Instant::now();
+        let topic = self.p.settings.topic.clone();
+        let count = match self
+            .consumer
+            .fetch_metadata(Some(&topic), Duration::from_secs(2))
+        {
+            Ok(md) => match md.topics().first() {
+                Some(t) if t.error().is_none() => t.partitions().len() as i32,
+                _ => return,
             },
-        })
+            Err(e) => {
+                tracing::debug!(error = %e, "partition refresh failed; trying again later");
+                return;
+            }
+        };
+        let new: Vec<i32> = assignment(count, self.index, self.peers)
+            .filter(|p| !self.p.parts.contains_key(p))
+            .collect();
+        if new.is_empty() {
+            return;
+        }
+        tracing::info!(topic = %topic, partitions = ?new, "new partitions found; reading them from their earliest offset");
+        if let Err(e) = self.add_partitions(&new) {
+            tracing::warn!(error = %e, "could not assign new partitions; trying again later");
+            for p in new {
+                self.p.parts.remove(&p);
+            }
+        }
     }
 
     fn replaying(&self) -> bool {
@@ -262,9 +370,28 @@ impl KafkaSource {
             .all(|p| p.eof_since.is_some() && !p.replaying())
     }
 
+    /// Copies the partitions' ends (from librdkafka's statistics) into
+    /// their state, and sets the lag gauges.
+    fn update_ends(&mut self) {
+        let ends = self.ends.lock().expect("ends lock");
+        for (p, st) in &mut self.p.parts {
+            if let Some(end) = ends.get(p) {
+                // The statistics may lag what was read: never below it.
+                let end = (*end).max(st.next_offset);
+                st.end_offset = Some(end);
+                self.p
+                    .metrics
+                    .consumer_lag
+                    .with_label_values(&[&p.to_string()])
+                    .set(end - st.next_offset);
+            }
+        }
+    }
+
     /// Reads up to `max` records or for about `budget`; returns how many.
     fn poll(&mut self, max: usize, budget: Duration) -> usize {
         let started = Instant::now();
+        self.p.now_ms = chrono::Utc::now().timestamp_millis();
         let mut n = 0;
         while n < max {
             match self.consumer.poll(Duration::ZERO) {
@@ -272,6 +399,8 @@ impl KafkaSource {
                 Some(Err(KafkaError::PartitionEOF(p))) => {
                     if let Some(st) = self.p.parts.get_mut(&p) {
                         st.eof_since.get_or_insert_with(Instant::now);
+                        // At the end: the partition's end is where we are.
+                        st.end_offset = st.end_offset.max(Some(st.next_offset));
                         if st.replaying() {
                             tracing::warn!(
                                 partition = p,
@@ -306,12 +435,29 @@ impl KafkaSource {
     }
 }
 
+/// Minute (epoch ms) of a record's Kafka timestamp, or of the wall clock
+/// when it has none.
+fn kafka_minute(ts: Option<i64>, now_ms: i64) -> i64 {
+    let ms = ts.unwrap_or(now_ms);
+    ms - ms.rem_euclid(60_000)
+}
+
 impl Processor {
     fn reject(&mut self, replaying: bool, r: &BorrowedMessage<'_>, why: Rejection) {
+        if let Some(st) = self.parts.get_mut(&r.partition()) {
+            st.invalid_since_valid = true;
+        }
         if replaying {
             return; // handled before the restart
         }
         self.metrics.reject(why.reason);
+        *self
+            .rejected
+            .entry((
+                why.reason,
+                kafka_minute(r.timestamp().to_millis(), self.now_ms),
+            ))
+            .or_default() += 1;
         self.dlq.send(
             r.key(),
             r.payload().unwrap_or_default(),
@@ -342,14 +488,15 @@ impl Processor {
             Err(why) => return self.reject(replaying, r, why),
         };
         let timestamp_ms = r.timestamp().to_millis();
-        if let Some(kafka_ts) = timestamp_ms
-            && event.ts_ms > kafka_ts.saturating_add(self.settings.max_future_ms)
-        {
+        // A Kafka timestamp from the future must not carry event time past
+        // the wall clock: the limit is the earlier of the two.
+        let reference = timestamp_ms.map_or(self.now_ms, |k| k.min(self.now_ms));
+        if event.ts_ms > reference.saturating_add(self.settings.max_future_ms) {
             let why = Rejection::new(
                 Reason::TsInFuture,
                 format!(
-                    "ts {} is more than {} ms after the record's Kafka timestamp {kafka_ts}",
-                    event.ts_ms, self.settings.max_future_ms
+                    "ts {} is more than {} ms after the earlier of the record's Kafka timestamp ({timestamp_ms:?}) and the wall clock ({})",
+                    event.ts_ms, self.settings.max_future_ms, self.now_ms
                 ),
             );
             return self.reject(replaying, r, why);
@@ -374,6 +521,8 @@ impl Processor {
         }
         let before = st.watermark;
         st.watermark = st.watermark.max(Some(event.ts_ms));
+        st.last_valid = Instant::now();
+        st.invalid_since_valid = false;
         st.tracked.entry(start).or_insert((offset, before));
         if !replaying && let Some(ts) = timestamp_ms {
             *self.created.entry(ts - ts.rem_euclid(10)).or_default() += 1;
@@ -382,22 +531,24 @@ impl Processor {
     }
 
     fn accumulate(&mut self, start: i64, e: &Event<'_>) {
-        let key = hash_strs(&[&e.tenant, &e.service, &e.endpoint]);
-        let service_key = hash_strs(&[&e.service]);
-        if self.announced.insert(key) {
-            self.names.push(SinkMsg::KeyName {
-                key,
-                service_key,
-                tenant: e.tenant.to_string(),
-                service: e.service.to_string(),
-                endpoint: e.endpoint.to_string(),
-            });
-        }
+        let hash = hash_strs(&[&e.tenant, &e.service, &e.endpoint]);
         let user = e.user.as_deref().map(|u| hash_strs(&[&e.tenant, u]));
         let latency = e.latency_ms.map(latency_bucket);
         self.delta
-            .entry((start, key))
-            .or_insert_with(|| (service_key, WindowAcc::default()))
+            .entry((start, hash))
+            .or_insert_with(|| {
+                let key = MetricKey {
+                    hash,
+                    minute: start,
+                    service_hash: hash_strs(&[&e.service]),
+                    service: Arc::new(e.service.to_string()),
+                    names: Arc::new(RowNames {
+                        tenant: e.tenant.to_string(),
+                        endpoint: e.endpoint.to_string(),
+                    }),
+                };
+                (key, WindowAcc::default())
+            })
             .1
             .add_event(e.is_error(), latency, user);
     }
@@ -409,17 +560,16 @@ impl Processor {
         self.metrics.events_in.inc_by(counts.events_in);
         self.metrics.replayed.inc_by(counts.replayed);
         self.metrics.late.inc_by(counts.late);
-        for ((start, key), (svc, acc)) in self.delta.drain() {
+        for ((start, hash), (key, acc)) in self.delta.drain() {
             out.extend(
                 acc.contributions(1)
-                    .map(|(c, n)| SourceMsg::Data((((key, svc, start), c), time, n))),
+                    .map(|(c, n)| SourceMsg::Data(((key.clone(), c), time, n))),
             );
             let window = self.totals.entry(start).or_default();
-            match window.get_mut(&key) {
+            match window.get_mut(&hash) {
                 Some((_, total)) => total.merge(&acc),
                 None => {
-                    window.insert(key, (svc, acc));
-                    self.keys_held += 1;
+                    window.insert(hash, (key, acc));
                     self.metrics.keys_held.inc();
                 }
             }
@@ -430,14 +580,13 @@ impl Processor {
                 if w.closes_at(*entry.key()) > f {
                     break;
                 }
-                let start = *entry.key();
-                for (key, (svc, total)) in entry.remove() {
+                // Released with its window: the accumulation and the names.
+                for (_, (key, total)) in entry.remove() {
                     out.extend(
                         total
                             .contributions(-1)
-                            .map(|(c, n)| SourceMsg::Data((((key, svc, start), c), time, n))),
+                            .map(|(c, n)| SourceMsg::Data(((key.clone(), c), time, n))),
                     );
-                    self.keys_held -= 1;
                     self.metrics.keys_held.dec();
                 }
             }
@@ -445,13 +594,17 @@ impl Processor {
                 st.tracked.retain(|start, _| w.closes_at(*start) > f);
             }
         }
-        out.extend(self.names.drain(..).map(SourceMsg::Sink));
         out.extend(
             self.created
                 .drain()
                 .map(|(ms, n)| SourceMsg::Sink(SinkMsg::Created(ms, n))),
         );
-        // Dead letters must be safe before the offsets past them are committed.
+        out.extend(self.rejected.drain().map(|((reason, minute), n)| {
+            SourceMsg::Sink(SinkMsg::Rejected(reason.as_str().to_string(), minute, n))
+        }));
+        // Dead letters must be safe before the offsets past them are
+        // committed: this waits (pausing the worker) until every one is
+        // acknowledged, re-sending any the broker refused.
         self.dlq.flush();
         let idle = self.settings.idle_timeout;
         out.extend(
@@ -466,59 +619,59 @@ fn now_tick(tick_ms: u64) -> u64 {
     (chrono::Utc::now().timestamp_millis().max(0) as u64) / tick_ms
 }
 
-/// Builds the source operator for this worker's `partitions`.
-#[allow(clippy::too_many_arguments)]
+/// The source operator's own state between activations.
+struct OperatorState {
+    paused_since: Option<Instant>,
+    warned: bool,
+    replay_started: Option<Instant>,
+}
+
+/// Builds the source operator for this worker.
 pub fn kafka_source<'scope>(
     scope: Scope<'scope, u64>,
-    settings: SourceSettings,
-    partitions: Vec<i32>,
-    resume: Arc<ResumeState>,
-    frontier: Rc<Cell<Option<i64>>>,
-    committed: ProbeHandle<u64>,
-    metrics: Arc<Metrics>,
-    group_id: String,
+    ctx: SourceContext,
 ) -> Result<StreamVec<'scope, u64, SourceMsg>, SourceError> {
-    let mut state = Some(KafkaSource::new(
-        settings.clone(),
-        &partitions,
-        &resume,
-        frontier,
-        metrics.clone(),
-        &group_id,
-    )?);
+    let mut state = Some(KafkaSource::new(&ctx)?);
+    let settings = ctx.settings;
+    let committed = ctx.committed;
     let stream = source(scope, "KafkaSource", move |capability, info| {
         let activator = scope.activator_for(info.address);
         let mut cap = Some(capability);
-        let mut paused_since: Option<Instant> = None;
-        let mut warned = false;
-        let mut replay_started: Option<Instant> = None;
+        let mut op = OperatorState {
+            paused_since: None,
+            warned: false,
+            replay_started: None,
+        };
         move |output| {
             let Some(src) = state.as_mut() else { return };
             let Some(c) = cap.as_mut() else { return };
             let time = *c.time();
-            let stopping = SHUTDOWN.load(Ordering::Relaxed);
+            let stopping = settings.shutdown.load(Ordering::Relaxed);
             // Backpressure: wait while commits lag too far behind.
             if time > settings.max_uncommitted_ticks
                 && !stopping
                 && committed.less_than(&(time - settings.max_uncommitted_ticks))
             {
-                let since = *paused_since.get_or_insert_with(Instant::now);
-                if !warned && since.elapsed() > Duration::from_secs(1) {
+                let since = *op.paused_since.get_or_insert_with(Instant::now);
+                if !op.warned && since.elapsed() > Duration::from_secs(1) {
                     tracing::warn!(
                         "commits are behind; pausing reads until the database catches up"
                     );
-                    warned = true;
+                    op.warned = true;
                 }
                 activator.activate_after(Duration::from_millis(10));
                 return;
             }
-            if let Some(since) = paused_since.take()
-                && std::mem::take(&mut warned)
+            if let Some(since) = op.paused_since.take()
+                && std::mem::take(&mut op.warned)
             {
                 tracing::info!(
                     paused_ms = since.elapsed().as_millis() as u64,
                     "commits caught up; reading again"
                 );
+            }
+            if !stopping {
+                src.discover();
             }
             let n = if stopping {
                 0
@@ -528,11 +681,11 @@ pub fn kafka_source<'scope>(
             let mut buf = Vec::new();
             if src.replaying() && !stopping {
                 // Stay at the first tick until every partition is replayed.
-                replay_started.get_or_insert_with(Instant::now);
+                op.replay_started.get_or_insert_with(Instant::now);
                 activator.activate();
                 return;
             }
-            if let Some(started) = replay_started.take() {
+            if let Some(started) = op.replay_started.take() {
                 tracing::info!(
                     seconds = started.elapsed().as_secs_f64(),
                     "open windows rebuilt; resuming"
@@ -541,6 +694,7 @@ pub fn kafka_source<'scope>(
             let now = now_tick(settings.tick_ms).max(time + 1);
             let finished = stopping || (settings.until_caught_up && src.caught_up());
             if time == 0 || now_tick(settings.tick_ms) > time || finished {
+                src.update_ends();
                 src.p.flush(time, &mut buf);
                 if !buf.is_empty() {
                     output.session(&*c).give_iterator(buf.drain(..));
@@ -560,4 +714,46 @@ pub fn kafka_source<'scope>(
         }
     });
     Ok(stream)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn assignment_covers_every_partition_once_and_grows_stably() {
+        let peers = 3;
+        for count in [1, 4, 7, 64] {
+            let mut all: Vec<i32> = (0..peers)
+                .flat_map(|w| assignment(count, w, peers))
+                .collect();
+            all.sort();
+            assert_eq!(all, (0..count).collect::<Vec<_>>());
+        }
+        // Growing a topic never moves a partition to another worker: a
+        // worker's new partitions are exactly the added ones it owns.
+        for w in 0..peers {
+            let before: Vec<i32> = assignment(4, w, peers).collect();
+            let after: Vec<i32> = assignment(7, w, peers).collect();
+            assert!(after.starts_with(&before));
+            assert!(after[before.len()..].iter().all(|p| *p >= 4));
+        }
+    }
+
+    #[test]
+    fn garbage_does_not_keep_a_partition_busy() {
+        let timeout = Duration::from_millis(20);
+        let mut st = PartState::new(None);
+        assert!(!st.idle(timeout), "fresh partitions are not idle at once");
+        std::thread::sleep(Duration::from_millis(30));
+        assert!(!st.idle(timeout), "neither at the end nor reading garbage");
+        st.invalid_since_valid = true;
+        assert!(st.idle(timeout), "only garbage for the timeout: idle");
+        st.invalid_since_valid = false;
+        st.last_valid = Instant::now();
+        st.eof_since = Some(Instant::now());
+        assert!(!st.idle(timeout), "a valid event just now");
+        std::thread::sleep(Duration::from_millis(30));
+        assert!(st.idle(timeout), "caught up and quiet");
+    }
 }

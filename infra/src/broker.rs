@@ -8,6 +8,7 @@
 use rdkafka::error::KafkaError;
 use rdkafka::mocking::MockCluster;
 use rdkafka::producer::DefaultProducerContext;
+use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
 
 /// Broker failures.
 #[derive(Debug, thiserror::Error)]
@@ -40,4 +41,51 @@ impl EmbeddedBroker {
         self.cluster.create_topic(topic, partitions, 1)?;
         Ok(())
     }
+
+    /// Makes `broker_id` (1-based) lead `partition` of `topic`.
+    pub fn partition_leader(
+        &self,
+        topic: &str,
+        partition: i32,
+        broker_id: i32,
+    ) -> Result<(), BrokerError> {
+        self.cluster
+            .partition_leader(topic, partition, Some(broker_id))?;
+        Ok(())
+    }
+
+    /// Takes broker `broker_id` down: its connections close and new ones
+    /// are refused until [`EmbeddedBroker::broker_up`] (an outage of
+    /// whatever it leads).
+    pub fn broker_down(&self, broker_id: i32) -> Result<(), BrokerError> {
+        self.cluster.broker_down(broker_id)?;
+        Ok(())
+    }
+
+    /// Brings broker `broker_id` back.
+    pub fn broker_up(&self, broker_id: i32) -> Result<(), BrokerError> {
+        self.cluster.broker_up(broker_id)?;
+        Ok(())
+    }
+
+    /// Makes the next `count` Produce requests (from any client) fail with
+    /// `error` (see [`produce_error`] for the names understood).
+    pub fn fail_produce_requests(&self, count: usize, error: RDKafkaRespErr) {
+        self.cluster
+            .request_errors(RDKafkaApiKey::Produce, &vec![error; count]);
+    }
+}
+
+/// Broker error codes by name, for injected failures: `topic_authorization_failed`
+/// and `message_too_large` are permanent (a producer gives the record up),
+/// `not_enough_replicas` is retried by producers.
+pub fn produce_error(name: &str) -> Option<RDKafkaRespErr> {
+    Some(match name {
+        "topic_authorization_failed" => {
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED
+        }
+        "message_too_large" => RDKafkaRespErr::RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE,
+        "not_enough_replicas" => RDKafkaRespErr::RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS,
+        _ => return None,
+    })
 }

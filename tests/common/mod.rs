@@ -6,12 +6,11 @@
 #![allow(dead_code)]
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use prescient_contracts::event::{Reason, parse_event};
-use prescient_dataflow::window::{Windows, latency_bucket, latency_value, quantile_bucket};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use rdkafka::ClientConfig;
@@ -27,36 +26,63 @@ pub fn prescient() -> Command {
     Command::new(env!("CARGO_BIN_EXE_prescient"))
 }
 
-/// Window rules every test uses: 1-minute buckets, 2 minutes of lateness.
-pub const WINDOWS: Windows = Windows {
-    bucket_ms: 60_000,
-    lateness_ms: 120_000,
-};
+/// Bucket length every test uses (`--bucket 1m`).
+pub const BUCKET_MS: i64 = 60_000;
+/// Allowed lateness every test uses (`--lateness 2m`).
+pub const LATENESS_MS: i64 = 120_000;
+/// Largest latency the histogram keeps (docs/dataflow.md); above it, clamped.
+pub const MAX_LATENCY_MS: f64 = 1e9;
 /// Default `--max-future`.
 pub const MAX_FUTURE_MS: i64 = 3_600_000;
+
+/// Start of the bucket holding `ts`, as docs/dataflow.md defines buckets:
+/// `[start, start + bucket)` with starts at multiples of the bucket length.
+pub fn bucket_of(ts: i64) -> i64 {
+    ts - ts.rem_euclid(BUCKET_MS)
+}
+
+/// The documented lateness rule: an event is too late when its bucket's
+/// end plus the allowed lateness is at or before the watermark it is
+/// judged against.
+pub fn is_too_late(ts: i64, watermark: Option<i64>) -> bool {
+    watermark.is_some_and(|wm| bucket_of(ts) + BUCKET_MS + LATENESS_MS <= wm)
+}
 
 /// A broker in its own process (`prescient broker`), killed on drop.
 pub struct Broker {
     child: Child,
+    stdin: ChildStdin,
+    stdout: BufReader<ChildStdout>,
     /// bootstrap.servers
     pub bootstrap: String,
 }
 
 impl Broker {
-    /// Starts a broker with `topics` (name, partitions) created up front.
+    /// Starts a one-broker cluster with `topics` (name, partitions) created up front.
     pub fn start(topics: &[(&str, i32)]) -> Broker {
+        let specs: Vec<String> = topics.iter().map(|(t, p)| format!("{t}:{p}")).collect();
+        let specs: Vec<&str> = specs.iter().map(String::as_str).collect();
+        Broker::start_cluster(1, &specs)
+    }
+
+    /// Starts a cluster of `brokers` brokers with topics given as
+    /// `NAME:PARTITIONS` or `NAME:PARTITIONS@LEADER`.
+    pub fn start_cluster(brokers: i32, topics: &[&str]) -> Broker {
         let mut cmd = prescient();
-        cmd.arg("broker");
-        for (t, p) in topics {
-            cmd.arg("--topic").arg(format!("{t}:{p}"));
+        cmd.args(["broker", "--brokers", &brokers.to_string()]);
+        for t in topics {
+            cmd.arg("--topic").arg(t);
         }
         let mut child = cmd
+            .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
             .expect("start prescient broker");
+        let stdin = child.stdin.take().unwrap();
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
         let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
+        stdout
             .read_line(&mut line)
             .expect("broker prints its address");
         let bootstrap = line
@@ -64,7 +90,22 @@ impl Broker {
             .strip_prefix("bootstrap=")
             .expect("bootstrap= line")
             .to_string();
-        Broker { child, bootstrap }
+        Broker {
+            child,
+            stdin,
+            stdout,
+            bootstrap,
+        }
+    }
+
+    /// Sends a failure-injection command (`down 2`, `up 2`,
+    /// `fail-produce 3 topic_authorization_failed`) and waits for its `ok`.
+    pub fn command(&mut self, command: &str) {
+        writeln!(self.stdin, "{command}").unwrap();
+        self.stdin.flush().unwrap();
+        let mut line = String::new();
+        self.stdout.read_line(&mut line).unwrap();
+        assert_eq!(line.trim(), "ok", "broker command {command:?}");
     }
 }
 
@@ -102,6 +143,7 @@ pub fn produce(bootstrap: &str, topic: &str, records: &[TestRecord]) {
         .set("max.in.flight.requests.per.connection", "1")
         .set("linger.ms", "5")
         .set("queue.buffering.max.messages", "1000000")
+        .set("message.max.bytes", "1048576")
         .create()
         .unwrap();
     for r in records {
@@ -202,13 +244,23 @@ pub struct Rows {
 struct Acc {
     requests: i64,
     errors: i64,
-    hist: BTreeMap<u16, i64>,
+    latencies: Vec<f64>,
     users: HashSet<(String, String)>,
 }
 
+/// Exact nearest-rank quantile of `sorted` (the value of rank ⌈q·n⌉).
+fn exact_quantile(sorted: &[f64], q: f64) -> Option<f64> {
+    if sorted.is_empty() {
+        return None;
+    }
+    let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
+    Some(sorted[rank - 1])
+}
+
 impl Acc {
-    fn row(&self) -> Row {
-        let q = |q| quantile_bucket(self.hist.iter().map(|(b, n)| (b, *n)), q).map(latency_value);
+    fn row(&mut self) -> Row {
+        self.latencies.sort_by(f64::total_cmp);
+        let q = |q| exact_quantile(&self.latencies, q);
         Row {
             requests: self.requests,
             errors: self.errors,
@@ -219,8 +271,11 @@ impl Acc {
 }
 
 /// What the dataflow must produce for `records` (produced in this order to
-/// a fresh topic): the rows, and the rejected records by (partition, offset).
+/// a fresh topic), computed from the documented rules alone: the rows
+/// (latency quantiles exact, by sorting), and the rejected records by
+/// (partition, offset). Validation is the contract's `parse_event`.
 pub fn reference(records: &[TestRecord]) -> (Rows, BTreeMap<(i32, i64), Reason>) {
+    let now = chrono::Utc::now().timestamp_millis();
     let mut next_offset: BTreeMap<i32, i64> = BTreeMap::new();
     let mut watermark: BTreeMap<i32, i64> = BTreeMap::new();
     let mut metrics: BTreeMap<(String, String, String, i64), Acc> = BTreeMap::new();
@@ -239,13 +294,13 @@ pub fn reference(records: &[TestRecord]) -> (Rows, BTreeMap<(i32, i64), Reason>)
                 continue;
             }
         };
-        if e.ts_ms > r.kafka_ts + MAX_FUTURE_MS {
+        if e.ts_ms > r.kafka_ts.min(now) + MAX_FUTURE_MS {
             rejected.insert((r.partition, offset), Reason::TsInFuture);
             continue;
         }
-        let start = WINDOWS.bucket_start(e.ts_ms);
+        let start = bucket_of(e.ts_ms);
         let wm = watermark.get(&r.partition).copied();
-        if WINDOWS.too_late(start, wm) {
+        if is_too_late(e.ts_ms, wm) {
             rejected.insert((r.partition, offset), Reason::TooLate);
             continue;
         }
@@ -262,9 +317,12 @@ pub fn reference(records: &[TestRecord]) -> (Rows, BTreeMap<(i32, i64), Reason>)
             services.entry((e.service.to_string(), start)).or_default(),
         ] {
             acc.requests += 1;
-            acc.errors += i64::from(e.is_error());
+            acc.errors += i64::from(e.status >= 500);
             if let Some(l) = e.latency_ms {
-                *acc.hist.entry(latency_bucket(l)).or_default() += 1;
+                // Documented: latencies are clamped to 1e9 ms, and below
+                // 0.001 ms read as 0.
+                acc.latencies
+                    .push(if l < 1e-3 { 0.0 } else { l.min(MAX_LATENCY_MS) });
             }
             if let Some(u) = &e.user {
                 acc.users.insert((e.tenant.to_string(), u.to_string()));
@@ -272,8 +330,11 @@ pub fn reference(records: &[TestRecord]) -> (Rows, BTreeMap<(i32, i64), Reason>)
         }
     }
     let rows = Rows {
-        metrics: metrics.into_iter().map(|(k, a)| (k, a.row())).collect(),
-        services: services.into_iter().map(|(k, a)| (k, a.row())).collect(),
+        metrics: metrics.into_iter().map(|(k, mut a)| (k, a.row())).collect(),
+        services: services
+            .into_iter()
+            .map(|(k, mut a)| (k, a.row()))
+            .collect(),
     };
     (rows, rejected)
 }
@@ -339,15 +400,37 @@ pub async fn actual_rows(url: &str) -> Rows {
     }
 }
 
+/// The latency histogram's documented relative error (docs/dataflow.md: ≤ 1%).
+pub const LATENCY_ERROR: f64 = 0.01;
+
+/// True when `actual` matches `expected` exactly, or (with `tolerance`)
+/// with each latency quantile within that relative error of the expected one.
+fn row_matches(actual: &Row, expected: &Row, tolerance: f64) -> bool {
+    let close = |a: &Option<f64>, e: &Option<f64>| match (a, e) {
+        (Some(a), Some(e)) => (a - e).abs() <= tolerance * e.abs() + 1e-9,
+        (None, None) => true,
+        _ => false,
+    };
+    actual.requests == expected.requests
+        && actual.errors == expected.errors
+        && actual.active_users == expected.active_users
+        && actual
+            .latency
+            .iter()
+            .zip(&expected.latency)
+            .all(|(a, e)| close(a, e))
+}
+
 /// Differences between two keyed row maps, in words.
 fn differences<K: Ord + std::fmt::Debug>(
     table: &str,
     actual: &BTreeMap<K, Row>,
     expected: &BTreeMap<K, Row>,
+    tolerance: f64,
 ) -> Vec<String> {
     let wrong = expected
         .iter()
-        .filter(|(k, v)| actual.get(*k) != Some(*v))
+        .filter(|(k, v)| actual.get(*k).is_none_or(|a| !row_matches(a, v, tolerance)))
         .map(|(k, v)| format!("{table} {k:?}: expected {v:?}, got {:?}", actual.get(k)));
     let extra = actual
         .keys()
@@ -356,10 +439,25 @@ fn differences<K: Ord + std::fmt::Debug>(
     wrong.chain(extra).collect()
 }
 
-/// Asserts two row sets are equal, printing the first differences.
+/// Asserts two row sets from the database are equal, printing the first differences.
 pub fn assert_rows_eq(actual: &Rows, expected: &Rows) {
-    let mut problems = differences("metrics", &actual.metrics, &expected.metrics);
-    problems.extend(differences("service", &actual.services, &expected.services));
+    assert_rows_within(actual, expected, 0.0)
+}
+
+/// Asserts the database's rows match the reference's: counts exact,
+/// latency quantiles within the histogram's documented error of the exact ones.
+pub fn assert_rows_match(actual: &Rows, reference: &Rows) {
+    assert_rows_within(actual, reference, LATENCY_ERROR)
+}
+
+fn assert_rows_within(actual: &Rows, expected: &Rows, tolerance: f64) {
+    let mut problems = differences("metrics", &actual.metrics, &expected.metrics, tolerance);
+    problems.extend(differences(
+        "service",
+        &actual.services,
+        &expected.services,
+        tolerance,
+    ));
     assert!(
         problems.is_empty(),
         "{} of {} metric + {} service rows differ; first: {:#?}",
@@ -381,6 +479,8 @@ pub struct DeadLetter {
     pub reason: String,
     /// Original bytes.
     pub payload: Vec<u8>,
+    /// Every header.
+    pub headers: BTreeMap<String, String>,
 }
 
 /// Reads every record of the dead-letter topic.
@@ -391,13 +491,23 @@ pub fn dead_letters(bootstrap: &str) -> Vec<DeadLetter> {
         .set("enable.partition.eof", "true")
         .create()
         .unwrap();
+    let topic = prescient_contracts::DEAD_LETTER_TOPIC;
+    let partitions = consumer
+        .fetch_metadata(Some(topic), Duration::from_secs(10))
+        .unwrap()
+        .topics()[0]
+        .partitions()
+        .len() as i32;
     let mut tpl = TopicPartitionList::new();
-    tpl.add_partition_offset(prescient_contracts::DEAD_LETTER_TOPIC, 0, Offset::Beginning)
-        .unwrap();
+    for p in 0..partitions {
+        tpl.add_partition_offset(topic, p, Offset::Beginning)
+            .unwrap();
+    }
     consumer.assign(&tpl).unwrap();
     let mut out = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while Instant::now() < deadline {
+    let mut at_end = 0;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while Instant::now() < deadline && at_end < partitions {
         match consumer.poll(Duration::from_millis(200)) {
             Some(Ok(m)) => {
                 let headers = m.headers().expect("dead letters carry headers");
@@ -414,9 +524,16 @@ pub fn dead_letters(bootstrap: &str) -> Vec<DeadLetter> {
                     offset: get("prescient-source-offset").parse().unwrap(),
                     reason: get("prescient-reason"),
                     payload: m.payload().unwrap_or_default().to_vec(),
+                    headers: headers
+                        .iter()
+                        .map(|h| {
+                            let v = h.value.map(|v| String::from_utf8_lossy(v).to_string());
+                            (h.key.to_string(), v.unwrap_or_default())
+                        })
+                        .collect(),
                 });
             }
-            Some(Err(rdkafka::error::KafkaError::PartitionEOF(_))) => break,
+            Some(Err(rdkafka::error::KafkaError::PartitionEOF(_))) => at_end += 1,
             _ => {}
         }
     }
@@ -425,6 +542,11 @@ pub fn dead_letters(bootstrap: &str) -> Vec<DeadLetter> {
 
 /// `prescient dataflow` against `bootstrap` and `url` with the tests' window rules.
 pub fn dataflow(bootstrap: &str, url: &str) -> Command {
+    dataflow_idle(bootstrap, url, "1h")
+}
+
+/// As [`dataflow`], with `--idle-timeout idle`.
+pub fn dataflow_idle(bootstrap: &str, url: &str, idle: &str) -> Command {
     let mut cmd = prescient();
     cmd.args(["dataflow", "--brokers", bootstrap, "--database-url", url])
         .args([
@@ -433,7 +555,7 @@ pub fn dataflow(bootstrap: &str, url: &str) -> Command {
             "--lateness",
             "2m",
             "--idle-timeout",
-            "1h",
+            idle,
             "--tick",
             "50ms",
         ])
@@ -478,4 +600,79 @@ pub fn labels(rejected: &BTreeMap<(i32, i64), Reason>) -> BTreeMap<(i32, i64), S
 /// Reasons present.
 pub fn reasons(rejected: &BTreeMap<(i32, i64), Reason>) -> BTreeSet<Reason> {
     rejected.values().copied().collect()
+}
+
+/// (partition, offset) of each record, as produced in order to a fresh topic.
+pub fn offsets(records: &[TestRecord]) -> Vec<(i32, i64)> {
+    let mut next: BTreeMap<i32, i64> = BTreeMap::new();
+    records
+        .iter()
+        .map(|r| {
+            let o = next.entry(r.partition).or_insert(0);
+            *o += 1;
+            (r.partition, *o - 1)
+        })
+        .collect()
+}
+
+/// Expected `dead_letters_minute`: (reason, minute of the Kafka timestamp) → count.
+pub fn expected_dead_letter_minutes(
+    records: &[TestRecord],
+    rejected: &BTreeMap<(i32, i64), Reason>,
+) -> BTreeMap<(String, i64), i64> {
+    let mut out = BTreeMap::new();
+    for (r, at) in records.iter().zip(offsets(records)) {
+        if let Some(reason) = rejected.get(&at) {
+            let minute = r.kafka_ts - r.kafka_ts.rem_euclid(60_000);
+            *out.entry((reason.as_str().to_string(), minute))
+                .or_default() += 1;
+        }
+    }
+    out
+}
+
+/// `dead_letters_minute` as stored: (reason, minute ms) → count.
+pub async fn actual_dead_letter_minutes(url: &str) -> BTreeMap<(String, i64), i64> {
+    let pool = sqlx::PgPool::connect(url).await.unwrap();
+    let rows: Vec<(String, i64, i64)> = sqlx::query_as(
+        "SELECT reason, (extract(epoch from minute) * 1000)::int8, count FROM dead_letters_minute",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    pool.close().await;
+    rows.into_iter().map(|(r, m, c)| ((r, m), c)).collect()
+}
+
+/// Sum of the stored `next_offset`s (-1 while PostgreSQL is unreachable).
+pub async fn committed_offsets(url: &str) -> i64 {
+    match sqlx::PgPool::connect(url).await {
+        Ok(pool) => {
+            let v: Option<i64> =
+                sqlx::query_scalar("SELECT sum(next_offset)::int8 FROM ingest_offsets")
+                    .fetch_one(&pool)
+                    .await
+                    .unwrap_or(None);
+            pool.close().await;
+            v.unwrap_or(0)
+        }
+        Err(_) => -1,
+    }
+}
+
+/// A valid event record.
+pub fn event(partition: i32, ts: i64, kafka_ts: i64, endpoint: &str, user: &str) -> TestRecord {
+    TestRecord {
+        partition,
+        key: user.as_bytes().to_vec(),
+        payload: Some(
+            serde_json::json!({
+                "ts": ts, "tenant": "acme", "service": "api", "endpoint": endpoint,
+                "user": user, "latency_ms": 12.5,
+            })
+            .to_string()
+            .into_bytes(),
+        ),
+        kafka_ts,
+    }
 }
