@@ -40,3 +40,13 @@ ensure_deploy_tools() {
     (cd tests/deploy/crd && npm ci --no-audit --no-fund --silent)
   fi
 }
+
+# forecaster_bench_venv: statsforecast (and numpy, pandas) in .venv for
+# forecaster/benches/compare.py, the side-by-side benchmark (not run by scripts/test).
+forecaster_bench_venv() {
+  [ -x .venv/bin/python ] || python3 -m venv .venv
+  if ! .venv/bin/python -c 'import statsforecast, pandas, numpy' >/dev/null 2>&1; then
+    echo "==> installing statsforecast into .venv"
+    .venv/bin/pip install -q --disable-pip-version-check statsforecast pandas numpy
+  fi
+}

@@ -49,8 +49,11 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> CliError + '_ {
 /// Model selection flags shared by `backtest` and `simulate`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct ModelArgs {
-    /// Comma-separated models: naive, snaive_daily, snaive_weekly, ets, lstm.
-    #[arg(long, default_value = "naive,snaive_daily,snaive_weekly,ets,lstm")]
+    /// Comma-separated models: naive, snaive_daily, snaive_weekly, ets, profile, lstm.
+    #[arg(
+        long,
+        default_value = "naive,snaive_daily,snaive_weekly,ets,profile,lstm"
+    )]
     pub models: String,
     /// Seed of the LSTM's initialisation and batch order.
     #[arg(long, default_value_t = 42)]
@@ -58,6 +61,9 @@ pub struct ModelArgs {
     /// Warm-up in points before the first forecast (default: 8 days or half the series).
     #[arg(long)]
     pub warmup: Option<usize>,
+    /// Use only the first DAYS days of the series (default: all of it).
+    #[arg(long)]
+    pub days: Option<f64>,
     /// Days of rolling-origin evaluation per fit (model choice and intervals).
     #[arg(long, default_value_t = 3.0)]
     pub calibration_days: f64,
@@ -67,6 +73,17 @@ pub struct ModelArgs {
 }
 
 impl ModelArgs {
+    fn read(&self, path: &Path) -> Result<Series, CliError> {
+        let s = Series::from_csv_path(path)?;
+        Ok(match self.days {
+            Some(d) if d.is_nan() || d <= 0.0 => {
+                return Err(CliError::Usage("--days must be > 0".into()));
+            }
+            Some(d) => s.first_days(d),
+            None => s,
+        })
+    }
+
     fn config(&self) -> Result<ModelsConfig, CliError> {
         let models = self
             .models
@@ -108,6 +125,9 @@ pub struct BacktestArgs {
     /// Refit every this many points (default: one day).
     #[arg(long)]
     pub refit_every: Option<usize>,
+    /// Write rows only for every this many origins (scores cover all).
+    #[arg(long, default_value_t = 1)]
+    pub output_every: usize,
     #[command(flatten)]
     /// Model selection.
     pub models: ModelArgs,
@@ -140,6 +160,14 @@ pub struct SimulateArgs {
     /// Utilisation `predictive` sizes its p90 forecast at (1.0: the p90 is the headroom).
     #[arg(long, default_value_t = 1.0)]
     pub predictive_utilization: f64,
+    /// Target utilisation of `predictive`'s reactive floor (an HPA of its
+    /// own); equal to --target-utilization makes it the HPA itself.
+    #[arg(long, default_value_t = 0.7)]
+    pub floor_utilization: f64,
+    /// Seconds the reactive floor keeps replicas after the demand that
+    /// asked for them fell (the HPA's scale-down window is 300).
+    #[arg(long, default_value_t = 60)]
+    pub floor_window: u32,
     /// Output CSV; an SVG chart is written beside it (same name, `.svg`).
     #[arg(long)]
     pub output: PathBuf,
@@ -167,11 +195,12 @@ fn single_threaded_candle() {
 /// Runs `prescient backtest`.
 pub fn backtest(args: BacktestArgs) -> Result<(), CliError> {
     single_threaded_candle();
-    let series = Series::from_csv_path(&args.csv)?;
+    let series = args.models.read(&args.csv)?;
     let opts = BacktestOptions {
         horizon: args.horizon,
         warmup: args.models.warmup,
         refit_every: args.refit_every,
+        output_every: args.output_every,
         models: args.models.config()?,
         progress: !args.models.quiet,
     };
@@ -179,7 +208,7 @@ pub fn backtest(args: BacktestArgs) -> Result<(), CliError> {
     let mut out = BufWriter::new(file);
     let started = std::time::Instant::now();
     let report = backtest::run(&series, &opts, &mut out)?;
-    let mut horizons: Vec<usize> = [1, 3, 6, 12, 24, 60]
+    let mut horizons: Vec<usize> = [1, 5, 15, 30, 60]
         .into_iter()
         .filter(|h| *h < args.horizon)
         .collect();
@@ -202,7 +231,7 @@ pub fn backtest(args: BacktestArgs) -> Result<(), CliError> {
 /// Runs `prescient simulate`.
 pub fn simulate(args: SimulateArgs) -> Result<(), CliError> {
     single_threaded_candle();
-    let series = Series::from_csv_path(&args.csv)?;
+    let series = args.models.read(&args.csv)?;
     if args.lead.is_nan() || args.lead < 0.0 {
         return Err(CliError::Usage("--lead must be >= 0 minutes".into()));
     }
@@ -215,6 +244,8 @@ pub fn simulate(args: SimulateArgs) -> Result<(), CliError> {
         max: args.max,
         target_utilization: args.target_utilization,
         predictive_utilization: args.predictive_utilization,
+        floor_utilization: args.floor_utilization,
+        floor_scale_down_window_s: args.floor_window,
         warmup: args.models.warmup,
         models,
         progress: !args.models.quiet,
@@ -247,7 +278,10 @@ pub fn simulate(args: SimulateArgs) -> Result<(), CliError> {
         s.unserved_fraction * 100.0
     );
     println!("under-provisioned {} intervals", s.under_provisioned);
-    println!("replica-hours     {:.1}", s.replica_hours);
+    println!(
+        "replica-minutes   {:.0} ({:.1} replica-hours)",
+        s.replica_minutes, s.replica_hours
+    );
     println!("scaling actions   {}", s.scaling_actions);
     println!("wrote {} and {}", args.output.display(), svg_path.display());
     Ok(())

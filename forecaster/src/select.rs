@@ -4,7 +4,7 @@
 //! ensemble (per horizon) of the members within 20% of the best.
 
 use crate::models::{
-    Ets, Lstm, LstmConfig, ModelError, Naive, PointModel, Quantiles, SeasonalNaive,
+    Ets, Lstm, LstmConfig, ModelError, Naive, PointModel, Profile, Quantiles, SeasonalNaive,
 };
 use serde::{Deserialize, Serialize};
 
@@ -22,15 +22,18 @@ pub enum ModelKind {
     Ets,
     /// LSTM trained with candle.
     Lstm,
+    /// Smoothed daily profile × level (see [`crate::models::profile`]).
+    Profile,
 }
 
 impl ModelKind {
     /// Every kind, in output order.
-    pub const ALL: [ModelKind; 5] = [
+    pub const ALL: [ModelKind; 6] = [
         ModelKind::Naive,
         ModelKind::SnaiveDaily,
         ModelKind::SnaiveWeekly,
         ModelKind::Ets,
+        ModelKind::Profile,
         ModelKind::Lstm,
     ];
 
@@ -47,6 +50,7 @@ impl ModelKind {
             ModelKind::SnaiveWeekly => "snaive_weekly",
             ModelKind::Ets => "ets",
             ModelKind::Lstm => "lstm",
+            ModelKind::Profile => "profile",
         }
     }
 }
@@ -75,7 +79,7 @@ impl Default for ModelsConfig {
             models: ModelKind::ALL.to_vec(),
             calibration_days: 1.0,
             ets_fit_days: 14.0,
-            ensemble_tolerance: 1.2,
+            ensemble_tolerance: 1.05,
             lstm: LstmConfig::default(),
         }
     }
@@ -119,6 +123,10 @@ pub struct Ensemble {
     lo: Vec<f64>,
     hi: Vec<f64>,
     nonnegative: bool,
+    /// For a non-negative series, interval errors are relative to
+    /// `max(forecast, rel_floor)` (traffic's errors grow with its level);
+    /// `None` for series with negative values (absolute errors).
+    rel_floor: Option<f64>,
 }
 
 impl Ensemble {
@@ -140,6 +148,7 @@ impl Ensemble {
                         horizon,
                     )),
                     ModelKind::Lstm => Box::new(Lstm::new(config.lstm.clone(), horizon, ppd)),
+                    ModelKind::Profile => Box::new(Profile::new(ppd)),
                 };
                 Member {
                     kind,
@@ -160,6 +169,7 @@ impl Ensemble {
             lo: vec![],
             hi: vec![],
             nonnegative: true,
+            rel_floor: None,
         }
     }
 
@@ -194,6 +204,10 @@ impl Ensemble {
             .min(n / 3)
             .max(1);
         self.nonnegative = history.iter().all(|v| *v >= 0.0);
+        self.rel_floor = self.nonnegative.then(|| {
+            let tail = &history[n - c..];
+            (0.1 * tail.iter().sum::<f64>() / tail.len() as f64).max(1e-6)
+        });
         let prefix = &history[..n - c];
         let mut failed = vec![];
         // paths[member][origin] = forecast path
@@ -212,7 +226,7 @@ impl Ensemble {
                 p.push(m.model.forecast(hz));
                 m.model.observe(y);
             }
-            let (lo, hi, mae) = error_profile(&p, &history[n - c..], hz);
+            let (lo, hi, mae) = error_profile(&p, &history[n - c..], hz, self.rel_floor);
             (m.lo, m.hi, m.mae, m.fitted) = (lo, hi, mae, true);
             paths.push(p);
             fit_secs.push((m.kind.name(), started.elapsed().as_secs_f64()));
@@ -264,7 +278,7 @@ impl Ensemble {
                     .collect()
             })
             .collect();
-        let (lo, hi, _) = error_profile(&auto_paths, &history[n - c..], hz);
+        let (lo, hi, _) = error_profile(&auto_paths, &history[n - c..], hz, self.rel_floor);
         self.lo = lo;
         self.hi = hi;
         Ok(FitReport {
@@ -291,10 +305,11 @@ impl Ensemble {
         path.iter()
             .enumerate()
             .map(|(h, &p50)| {
+                let unit = self.rel_floor.map_or(1.0, |f| p50.max(f));
                 let mut q = Quantiles {
-                    p10: (p50 + lo[h]).min(p50),
+                    p10: (p50 + lo[h] * unit).min(p50),
                     p50,
-                    p90: (p50 + hi[h]).max(p50),
+                    p90: (p50 + hi[h] * unit).max(p50),
                 };
                 if self.nonnegative {
                     q.p10 = q.p10.max(0.0);
@@ -378,17 +393,28 @@ impl Ensemble {
 
 /// Per horizon: p10 and p90 of errors and the mean absolute error, from
 /// forecast paths issued at each origin of `actual` (path `o` forecasts
-/// `actual[o..]`).
-fn error_profile(paths: &[Vec<f64>], actual: &[f64], hz: usize) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
+/// `actual[o..]`). With `rel_floor`, the quantiles are of errors relative to
+/// `max(forecast, rel_floor)`; the mean absolute error is always absolute.
+fn error_profile(
+    paths: &[Vec<f64>],
+    actual: &[f64],
+    hz: usize,
+    rel_floor: Option<f64>,
+) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
     let mut lo = vec![0.0; hz];
     let mut hi = vec![0.0; hz];
     let mut mae = vec![0.0; hz];
     let mut errs = Vec::with_capacity(paths.len());
     for h in 0..hz {
         errs.clear();
+        let mut abs = 0.0;
         for (o, p) in paths.iter().enumerate() {
             if let Some(a) = actual.get(o + h) {
-                errs.push(a - p[h]);
+                abs += (a - p[h]).abs();
+                errs.push(match rel_floor {
+                    Some(f) => (a - p[h]) / p[h].max(f),
+                    None => a - p[h],
+                });
             }
         }
         if errs.is_empty() {
@@ -398,7 +424,7 @@ fn error_profile(paths: &[Vec<f64>], actual: &[f64], hz: usize) -> (Vec<f64>, Ve
             }
             continue;
         }
-        mae[h] = errs.iter().map(|e| e.abs()).sum::<f64>() / errs.len() as f64;
+        mae[h] = abs / errs.len() as f64;
         errs.sort_by(f64::total_cmp);
         lo[h] = quantile_sorted(&errs, 0.1);
         hi[h] = quantile_sorted(&errs, 0.9);

@@ -191,6 +191,26 @@ pub fn nab_path(rel: &str) -> std::path::PathBuf {
         .join(rel)
 }
 
+/// Path of the NASA KSC per-minute trace (`../shared/data/nasa`, two months
+/// of real web traffic at one-minute resolution) relative to the repository
+/// root (used by tests, benchmarks and docs).
+pub fn nasa_path() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../shared/data/nasa/nasa_http_1995_per_minute.csv")
+}
+
+impl Series {
+    /// The first `days` days of the series (all of it when shorter).
+    pub fn first_days(&self, days: f64) -> Series {
+        let n = ((days * self.points_per_day() as f64) as usize).min(self.values.len());
+        Series::new(
+            self.timestamp(0),
+            self.interval_secs,
+            self.values[..n].to_vec(),
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

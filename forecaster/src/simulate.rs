@@ -10,12 +10,21 @@
 //! * Time advances in 15 s steps (the HPA sync period). `reactive` runs the
 //!   HPA every step on the current demand (no metrics delay, which flatters
 //!   it); `predictive` and `oracle` decide at the start of every interval.
-//! * `predictive` requests the capacity for the highest p90 forecast over
-//!   the next `lead + 1` intervals (the p90 is its headroom, so by default
-//!   at 100% of capacity: `predictive_utilization`), and never less than the last interval's demand needed; the
-//!   window starts now because a scale-in is immediate while a scale-out
-//!   takes `lead`. It runs the HPA during the warm-up, before its models
-//!   are first fitted.
+//! * `predictive` is a forecast with a reactive floor, as AWS predictive
+//!   scaling is meant to run beside dynamic scaling: requested = max(plan,
+//!   floor). The plan, decided at the start of every interval, is the
+//!   capacity for the highest p90 forecast over the next `lead + 1`
+//!   intervals (the p90 is its headroom, sized at `predictive_utilization`,
+//!   1.0 by default); the window starts now because a scale-in is
+//!   immediate while a scale-out takes `lead`. The floor is an HPA of its
+//!   own (same algorithm, every 15 s, on the current demand) at
+//!   `floor_utilization`: it catches what the forecast did not see. With
+//!   `floor_utilization` equal to the reactive policy's target the floor
+//!   *is* the HPA, so predictive can never serve less (requested ≥ the
+//!   HPA's at every instant, and pending replicas are cancelled newest
+//!   first, so ready ≥ the HPA's too); above it the floor is cheaper and
+//!   the forecast has to earn the difference. It runs the HPA during the
+//!   warm-up, before its models are first fitted.
 //! * `oracle` knows the demand and keeps exactly enough replicas (100%
 //!   utilisation) to serve everything: a lower bound on replica-hours.
 //! * Replica-hours count requested replicas (pending ones cost too).
@@ -71,6 +80,14 @@ pub struct SimOptions {
     /// Utilisation `predictive` sizes its p90 forecast at [1.0: the p90 is
     /// the headroom]; lower buys less unserved demand for more replica-hours.
     pub predictive_utilization: f64,
+    /// Target utilisation of `predictive`'s reactive floor, an HPA of its
+    /// own (default 0.9; equal to `target_utilization` makes the floor the
+    /// HPA itself, so predictive never serves less than reactive).
+    pub floor_utilization: f64,
+    /// Scale-down stabilisation window of the reactive floor in seconds
+    /// (default 60: the floor lets go of a spike's replicas after a minute,
+    /// the plan keeps what the forecast says is still needed).
+    pub floor_scale_down_window_s: u32,
     /// Warm-up points excluded from the summary; default `min(8 days, half)`.
     pub warmup: Option<usize>,
     /// Models for `predictive`.
@@ -111,6 +128,8 @@ pub struct SimSummary {
     pub intervals: usize,
     /// Requested replica-hours.
     pub replica_hours: f64,
+    /// Requested replica-minutes (`replica_hours × 60`).
+    pub replica_minutes: f64,
     /// Changes of the requested replica count.
     pub scaling_actions: usize,
 }
@@ -161,7 +180,11 @@ pub fn run(series: &Series, opts: &SimOptions) -> Result<(Vec<SimRow>, SimSummar
             "need capacity > 0 and 0 < max >= min".into(),
         ));
     }
-    for u in [opts.target_utilization, opts.predictive_utilization] {
+    for u in [
+        opts.target_utilization,
+        opts.predictive_utilization,
+        opts.floor_utilization,
+    ] {
         if !(u > 0.0 && u <= 1.0) {
             return Err(SimulateError::Invalid(
                 "utilisations must be in (0, 1]".into(),
@@ -182,7 +205,13 @@ pub fn run(series: &Series, opts: &SimOptions) -> Result<(Vec<SimRow>, SimSummar
     let cap = opts.capacity;
     let mut hpa_cfg = HpaConfig::new(opts.min, opts.max);
     hpa_cfg.target_utilization = opts.target_utilization;
+    let mut floor_cfg = hpa_cfg.clone();
+    floor_cfg.target_utilization = opts.floor_utilization;
+    floor_cfg.scale_down_window_s = opts.floor_scale_down_window_s;
     let mut hpa = Hpa::new(hpa_cfg);
+    // Predictive's reactive floor: an HPA with its own replica count.
+    let mut floor = Hpa::new(floor_cfg);
+    let mut plan = opts.min;
     let need_at =
         |d: f64, u: f64| ((d / (cap * u)).ceil().max(0.0) as u32).clamp(opts.min, opts.max);
     let need_exact = |d: f64| need_at(d, 1.0);
@@ -231,9 +260,7 @@ pub fn run(series: &Series, opts: &SimOptions) -> Result<(Vec<SimRow>, SimSummar
                     }
                 };
                 let peak = e.forecast().iter().map(|q| q.p90).fold(0.0, f64::max);
-                let want = need_at(peak, opts.predictive_utilization).max(need_exact(y[t - 1]));
-                fleet.arrive(t0);
-                fleet.set(want, t0, opts.lead_s);
+                plan = need_at(peak, opts.predictive_utilization);
             }
             _ => {}
         }
@@ -245,6 +272,14 @@ pub fn run(series: &Series, opts: &SimOptions) -> Result<(Vec<SimRow>, SimSummar
                 || (opts.policy == Policy::Predictive && t < warmup);
             if reactive {
                 let d = hpa.step(now as f64, fleet.requested, y[t], cap);
+                if d != fleet.requested {
+                    fleet.set(d, now, opts.lead_s);
+                }
+            } else if opts.policy == Policy::Predictive {
+                // The floor acts on the real fleet, as dynamic scaling does
+                // beside AWS predictive scaling: its scale-up steps start
+                // from what is there, not from a count of its own.
+                let d = plan.max(floor.step(now as f64, fleet.requested, y[t], cap));
                 if d != fleet.requested {
                     fleet.set(d, now, opts.lead_s);
                 }
@@ -278,6 +313,7 @@ fn summarize(policy: Policy, rows: &[SimRow], warmup: usize, dt: u32) -> SimSumm
         }
         prev = Some(r.desired);
     }
+    let replica_seconds = eval.iter().map(|r| f64::from(r.desired)).sum::<f64>() * f64::from(dt);
     SimSummary {
         policy: match policy {
             Policy::Reactive => "reactive",
@@ -289,8 +325,8 @@ fn summarize(policy: Policy, rows: &[SimRow], warmup: usize, dt: u32) -> SimSumm
         unserved_fraction: if demand > 0.0 { unserved / demand } else { 0.0 },
         under_provisioned: eval.iter().filter(|r| r.unserved > 1e-9).count(),
         intervals: eval.len(),
-        replica_hours: eval.iter().map(|r| f64::from(r.desired)).sum::<f64>() * f64::from(dt)
-            / 3600.0,
+        replica_hours: replica_seconds / 3600.0,
+        replica_minutes: replica_seconds / 60.0,
         scaling_actions: actions,
     }
 }
@@ -398,6 +434,8 @@ mod tests {
             max: 20,
             target_utilization: 1.0,
             predictive_utilization: 1.0,
+            floor_utilization: 1.0,
+            floor_scale_down_window_s: 60,
             warmup: Some(0),
             models: ModelsConfig::default(),
             progress: false,

@@ -130,6 +130,7 @@ impl WorkerConfig {
                     ModelKind::SnaiveDaily,
                     ModelKind::SnaiveWeekly,
                     ModelKind::Ets,
+                    ModelKind::Profile,
                 ],
                 ..Default::default()
             },

@@ -31,6 +31,7 @@ fn seasonal_models_beat_naive_on_nyc_taxi_and_intervals_cover() {
             calibration_days: 3.0,
             ..Default::default()
         },
+        output_every: 1,
         progress: false,
     };
     let r = backtest::run(&s, &opts, &mut std::io::sink()).unwrap();
@@ -66,6 +67,7 @@ fn intervals_cover_on_aws_elb_requests() {
             models: vec![ModelKind::Naive, ModelKind::SnaiveDaily, ModelKind::Ets],
             ..Default::default()
         },
+        output_every: 1,
         progress: false,
     };
     let r = backtest::run(&s, &opts, &mut std::io::sink()).unwrap();

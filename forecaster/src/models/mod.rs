@@ -10,10 +10,12 @@
 pub mod ets;
 pub mod lstm;
 pub mod naive;
+pub mod profile;
 
 pub use ets::Ets;
 pub use lstm::{Lstm, LstmConfig};
 pub use naive::{Naive, SeasonalNaive};
+pub use profile::{Profile, ProfileConfig};
 
 /// Errors of model fitting, training and persistence.
 #[derive(Debug, thiserror::Error)]
