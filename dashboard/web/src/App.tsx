@@ -32,10 +32,12 @@ export function App() {
   if (auth.state === 'error')
     return (
       <main id="main" className="login">
-        <ErrorState error={auth.error} what="the dashboard" />
-        <button type="button" onClick={check}>
-          Retry
-        </button>
+        <div className="login-card">
+          <ErrorState error={auth.error} what="the dashboard" />
+          <button type="button" onClick={check}>
+            Retry
+          </button>
+        </div>
       </main>
     );
   if (auth.state === 'out') return <Login onDone={check} reason={auth.reason} />;

@@ -90,9 +90,12 @@ export function Chart(props: ChartProps) {
       const ctx = u.ctx;
       const { left, top, width, height } = u.bbox;
       ctx.save();
+      const drawnX: number[] = [];
+      let nowDrawn = false;
       for (const m of cur.markers ?? []) {
         const x = Math.round(u.valToPos(m.t, 'x', true));
         if (x < left || x > left + width) continue;
+        drawnX.push(Math.round(u.valToPos(m.t, 'x')));
         const col = cssVar(`--tone-${m.tone}`);
         ctx.strokeStyle = withAlpha(col, 0.45);
         ctx.lineWidth = 1 * devicePixelRatio;
@@ -114,6 +117,7 @@ export function Chart(props: ChartProps) {
       if (cur.nowMs !== undefined) {
         const x = Math.round(u.valToPos(cur.nowMs, 'x', true));
         if (x >= left && x <= left + width) {
+          nowDrawn = true;
           const col = cssVar('--now');
           ctx.strokeStyle = col;
           ctx.lineWidth = 2 * devicePixelRatio;
@@ -128,6 +132,21 @@ export function Chart(props: ChartProps) {
         }
       }
       ctx.restore();
+      // What was drawn, for end-to-end tests and the row-to-screen benchmark.
+      const ds = el.dataset;
+      ds.now = nowDrawn ? '1' : '0';
+      ds.markers = String(drawnX.length);
+      ds.markerX = drawnX.join(',');
+      const col1 = (u.data[1] ?? []) as (number | null | undefined)[];
+      ds.sum = String(col1.reduce<number>((a, v) => a + (v ?? 0), 0));
+      ds.bands = (cur.bands ?? [])
+        .map((b) => {
+          const hi = (u.data[b.upper + 1] ?? []) as (number | null | undefined)[];
+          const lo = (u.data[b.lower + 1] ?? []) as (number | null | undefined)[];
+          return hi.filter((v, i) => v !== null && v !== undefined && lo[i] !== null && lo[i] !== undefined).length;
+        })
+        .join(',');
+      ds.drawnAt = String(Date.now());
     };
     const opts: uPlot.Options = {
       width: el.clientWidth || 300,

@@ -36,8 +36,8 @@ export function Empty({ title, children }: { title: string; children?: ReactNode
 
 export function ErrorState({ error, what }: { error: ApiError; what: string }) {
   const hint =
-    error.status === 0
-      ? 'Check that `prescient dashboard` is running; the page retries when the live stream reconnects.'
+    error.status === 0 || error.status === 502 || error.status === 504
+      ? 'The dashboard server is not answering. Check that `prescient dashboard` is running.'
       : error.status === 403
         ? 'Your token does not allow this view (tenant-scoped tokens see only their own tenant\'s traffic).'
         : error.status === 401
