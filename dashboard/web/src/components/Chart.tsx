@@ -92,19 +92,24 @@ export function Chart(props: ChartProps) {
       ctx.save();
       const drawnX: number[] = [];
       let nowDrawn = false;
-      for (const m of cur.markers ?? []) {
+      const markers = cur.markers ?? [];
+      // Guide lines only while they stay sparse (about one per 24 px).
+      const lines = markers.length * 24 * devicePixelRatio <= width;
+      for (const m of markers) {
         const x = Math.round(u.valToPos(m.t, 'x', true));
         if (x < left || x > left + width) continue;
         drawnX.push(Math.round(u.valToPos(m.t, 'x')));
         const col = cssVar(`--tone-${m.tone}`);
-        ctx.strokeStyle = withAlpha(col, 0.45);
-        ctx.lineWidth = 1 * devicePixelRatio;
-        ctx.setLineDash([2 * devicePixelRatio, 3 * devicePixelRatio]);
-        ctx.beginPath();
-        ctx.moveTo(x, top);
-        ctx.lineTo(x, top + height);
-        ctx.stroke();
-        ctx.setLineDash([]);
+        if (lines) {
+          ctx.strokeStyle = withAlpha(col, 0.45);
+          ctx.lineWidth = 1 * devicePixelRatio;
+          ctx.setLineDash([2 * devicePixelRatio, 3 * devicePixelRatio]);
+          ctx.beginPath();
+          ctx.moveTo(x, top);
+          ctx.lineTo(x, top + height);
+          ctx.stroke();
+          ctx.setLineDash([]);
+        }
         const s = 6 * devicePixelRatio;
         ctx.fillStyle = col;
         ctx.beginPath();

@@ -13,6 +13,7 @@ import {
   reasonsByTotal,
   replicaSteps,
   requestsChart,
+  significantDecisions,
   sparkChart,
 } from './shape';
 
@@ -142,6 +143,17 @@ describe('decisions', () => {
     expect(m[1].tone).toBe('bad');
     expect(m[1].detail).toContain('EKS 500');
     expect(m[0].title).toBe('2 → 3 replicas (predictive, dry-run)');
+  });
+  it('significantDecisions keeps the first, changes of size or fallback, and failures', () => {
+    const seq = [
+      decision({ id: '1', issued_at_ms: 1, desired: 3 }),
+      decision({ id: '2', issued_at_ms: 2, desired: 3 }),
+      decision({ id: '3', issued_at_ms: 3, desired: 4 }),
+      decision({ id: '4', issued_at_ms: 4, desired: 4, outcome: 'failed' }),
+      decision({ id: '5', issued_at_ms: 5, desired: 4, fallback: true }),
+      decision({ id: '6', issued_at_ms: 6, desired: 4, fallback: true }),
+    ];
+    expect(significantDecisions([...seq].reverse()).map((d) => d.id)).toEqual(['1', '3', '4', '5']);
   });
   it('nearestMarker respects the tolerance', () => {
     const m = decisionMarkers(ds, 0, 10_000);

@@ -144,6 +144,20 @@ export function decisionMarkers(ds: Decision[], fromMs: number, toMs: number): M
     }));
 }
 
+/**
+ * The decisions worth a marker on the traffic chart: the first in the range,
+ * every change of the desired size or of policy fallback, and every failure.
+ * (A decision per minute would otherwise paint the chart solid.)
+ */
+export function significantDecisions(ds: Decision[]): Decision[] {
+  const sorted = [...ds].sort((a, b) => a.issued_at_ms - b.issued_at_ms);
+  return sorted.filter((d, i) => {
+    if (i === 0) return true;
+    const prev = sorted[i - 1];
+    return d.desired !== prev.desired || d.fallback !== prev.fallback || d.outcome === 'failed';
+  });
+}
+
 /** The marker nearest to `t` within `tolMs`, or null. */
 export function nearestMarker(ms: Marker[], t: number, tolMs: number): Marker | null {
   let best: Marker | null = null;

@@ -6,7 +6,7 @@
 import { useMemo } from 'react';
 import { enc, type Band, type Decision, type Forecast, type ForecastHistory, type Me, type Replicas, type Series } from '../lib/api';
 import { clock, compact, duration } from '../lib/format';
-import { allNull, decisionMarkers, outcomeLabel, outcomeTone, replicaSteps, requestsChart } from '../lib/shape';
+import { allNull, decisionMarkers, outcomeLabel, outcomeTone, replicaSteps, requestsChart, significantDecisions } from '../lib/shape';
 import { rangeQuery, routeUrl, type TimeRange } from '../lib/time';
 import { navigate } from '../router';
 import { useLive } from '../live';
@@ -32,7 +32,12 @@ export function Service({ me, service, range }: { me: Me; service: string; range
   const xRange: [number, number] | undefined = sd ? [sd.from_ms, Math.max(sd.to_ms, fcEnd)] : undefined;
 
   const req = useMemo(() => (sd ? requestsChart(sd, history.data, fc, nowMs) : null), [sd, history.data, fc, nowMs]);
+  // Traffic chart: changes only; replicas chart: every decision.
   const markers = useMemo(
+    () => (decisions.data && sd ? decisionMarkers(significantDecisions(decisions.data), sd.from_ms, sd.to_ms + 3_600_000) : []),
+    [decisions.data, sd],
+  );
+  const allMarkers = useMemo(
     () => (decisions.data && sd ? decisionMarkers(decisions.data, sd.from_ms, sd.to_ms + 3_600_000) : []),
     [decisions.data, sd],
   );
@@ -86,7 +91,7 @@ export function Service({ me, service, range }: { me: Me; service: string; range
                     { label: `forecast made ${HORIZON_MIN} min ahead (p50, p10–p90)`, color: '--c-past', dash: true },
                     { label: 'latest forecast (p50, p10–p90)', color: '--c-forecast', dash: true },
                     { label: 'now', color: '--now' },
-                    { label: 'scaling decision', color: '--tone-good' },
+                    { label: 'replica change (▼ marker)', color: '--tone-good' },
                   ]),
             ]}
           />
@@ -163,7 +168,7 @@ export function Service({ me, service, range }: { me: Me; service: string; range
               height={180}
               xRange={xRange}
               nowMs={nowMs}
-              markers={markers}
+              markers={allMarkers}
               yFormat={(v) => String(Math.round(v))}
               series={[
                 { label: 'desired', color: '--c-desired', stepped: true, width: 2 },
