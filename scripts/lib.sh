@@ -50,3 +50,29 @@ forecaster_bench_venv() {
     .venv/bin/pip install -q --disable-pip-version-check statsforecast pandas numpy
   fi
 }
+
+# ensure_schemathesis: schemathesis (OpenAPI fuzzing of the dashboard API) in .venv;
+# exports SCHEMATHESIS for dashboard/tests/openapi.rs.
+ensure_schemathesis() {
+  python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || apt_install python3-venv
+  [ -x .venv/bin/python ] || python3 -m venv .venv
+  if [ ! -x .venv/bin/schemathesis ]; then
+    echo "==> installing schemathesis into .venv"
+    .venv/bin/pip install -q --disable-pip-version-check 'schemathesis>=4,<5'
+  fi
+  export SCHEMATHESIS="$PWD/.venv/bin/schemathesis"
+}
+
+# ensure_web_assets: the dashboard's web app in dashboard/web/dist, built
+# (npm ci + vite build) when missing or older than its sources.
+ensure_web_assets() {
+  local web=dashboard/web
+  [ -f "$web/package.json" ] || { echo "==> $web has no package.json: the dashboard serves its API only"; return 0; }
+  if [ -f "$web/dist/index.html" ] && [ -z "$(find "$web/src" "$web/index.html" "$web/package-lock.json" \
+       -newer "$web/dist/index.html" -print -quit 2>/dev/null)" ]; then
+    return 0
+  fi
+  command -v npm >/dev/null 2>&1 || apt_install nodejs npm
+  echo "==> building the dashboard web app ($web: npm ci && vite build)"
+  (cd "$web" && npm ci --no-audit --no-fund --loglevel=error && npx --no-install vite build)
+}
