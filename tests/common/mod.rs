@@ -506,7 +506,7 @@ pub fn dead_letters(bootstrap: &str) -> Vec<DeadLetter> {
     consumer.assign(&tpl).unwrap();
     let mut out = Vec::new();
     let mut at_end = 0;
-    let deadline = Instant::now() + Duration::from_secs(120);
+    let deadline = Instant::now() + Duration::from_secs(600);
     while Instant::now() < deadline && at_end < partitions {
         match consumer.poll(Duration::from_millis(200)) {
             Some(Ok(m)) => {
