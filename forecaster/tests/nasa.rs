@@ -97,6 +97,7 @@ fn sim_with(
         predictive_utilization: 1.0,
         floor_utilization: 0.7,
         floor_scale_down_window_s: floor_window_s,
+        headroom: 1.0,
         warmup: Some(warmup),
         models: models(),
         progress: false,
