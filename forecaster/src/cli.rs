@@ -85,18 +85,7 @@ impl ModelArgs {
     }
 
     fn config(&self) -> Result<ModelsConfig, CliError> {
-        let models = self
-            .models
-            .split(',')
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .map(|s| {
-                ModelKind::parse(s).ok_or_else(|| CliError::Usage(format!("unknown model {s:?}")))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        if models.is_empty() {
-            return Err(CliError::Usage("--models needs at least one model".into()));
-        }
+        let models = ModelKind::parse_list(&self.models).map_err(CliError::Usage)?;
         if self.calibration_days.is_nan() || self.calibration_days <= 0.0 {
             return Err(CliError::Usage("--calibration-days must be > 0".into()));
         }

@@ -197,16 +197,8 @@ impl WorkerArgs {
         c.horizon_min = self.horizon.max(1);
         c.history_days = self.history_days;
         c.retrain_every_min = self.retrain_minutes.max(1);
-        c.models.models = self
-            .models
-            .split(',')
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .map(|s| {
-                ModelKind::parse(s)
-                    .ok_or_else(|| crate::cli::CliError::Usage(format!("unknown model {s:?}")))
-            })
-            .collect::<Result<_, _>>()?;
+        c.models.models =
+            ModelKind::parse_list(&self.models).map_err(crate::cli::CliError::Usage)?;
         c.model_dir = self.model_dir;
         c.force_dry_run = self.dry_run;
         Ok(c)
