@@ -38,7 +38,7 @@ done
 for lead in 2 5 10; do
   for p in reactive predictive oracle; do
     echo "== simulate nasa $p lead $lead"
-    "$bin" simulate --csv "$nasa" --days 28 --policy "$p" --capacity 30 --lead "$lead" --min 1 --max 60 \
+    "$bin" simulate --csv "$nasa" --days 28 --warmup 10080 --policy "$p" --capacity 30 --lead "$lead" --min 1 --max 60 \
       --output "$out/nasa.$p.lead$lead.csv" --quiet | grep -E '^(unserved|under|replica|scaling)'
   done
 done

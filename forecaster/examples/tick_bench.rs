@@ -17,7 +17,7 @@ fn main() {
     let models: Vec<ModelKind> = args
         .get(3)
         .map(|s| s.as_str())
-        .unwrap_or("naive,snaive_daily,snaive_weekly,ets")
+        .unwrap_or("naive,snaive_daily,snaive_weekly,ets,profile")
         .split(',')
         .map(|m| ModelKind::parse(m).expect("model name"))
         .collect();

@@ -85,18 +85,7 @@ impl ModelArgs {
     }
 
     fn config(&self) -> Result<ModelsConfig, CliError> {
-        let models = self
-            .models
-            .split(',')
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .map(|s| {
-                ModelKind::parse(s).ok_or_else(|| CliError::Usage(format!("unknown model {s:?}")))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        if models.is_empty() {
-            return Err(CliError::Usage("--models needs at least one model".into()));
-        }
+        let models = ModelKind::parse_list(&self.models).map_err(CliError::Usage)?;
         if self.calibration_days.is_nan() || self.calibration_days <= 0.0 {
             return Err(CliError::Usage("--calibration-days must be > 0".into()));
         }
@@ -160,6 +149,10 @@ pub struct SimulateArgs {
     /// Utilisation `predictive` sizes its p90 forecast at (1.0: the p90 is the headroom).
     #[arg(long, default_value_t = 1.0)]
     pub predictive_utilization: f64,
+    /// The plan's headroom: it sizes for p50 + HEADROOM × (p90 − p50)
+    /// (1.0: the p90; lower is cheaper and leaves more to the floor).
+    #[arg(long, default_value_t = 1.0)]
+    pub headroom: f64,
     /// Target utilisation of `predictive`'s reactive floor (an HPA of its
     /// own); equal to --target-utilization makes it the HPA itself.
     #[arg(long, default_value_t = 0.7)]
@@ -246,6 +239,7 @@ pub fn simulate(args: SimulateArgs) -> Result<(), CliError> {
         predictive_utilization: args.predictive_utilization,
         floor_utilization: args.floor_utilization,
         floor_scale_down_window_s: args.floor_window,
+        headroom: args.headroom,
         warmup: args.models.warmup,
         models,
         progress: !args.models.quiet,

@@ -42,6 +42,27 @@ impl ModelKind {
         Self::ALL.into_iter().find(|k| k.name() == s)
     }
 
+    /// Parses a comma-separated list (`naive,ets,profile`); blanks are
+    /// skipped, an unknown name or an empty list is an error. The one
+    /// parser behind `--models` of every command.
+    pub fn parse_list(s: &str) -> Result<Vec<ModelKind>, String> {
+        let kinds = s
+            .split(',')
+            .map(str::trim)
+            .filter(|m| !m.is_empty())
+            .map(|m| {
+                ModelKind::parse(m).ok_or_else(|| {
+                    let known: Vec<_> = ModelKind::ALL.iter().map(|k| k.name()).collect();
+                    format!("unknown model {m:?} (known: {})", known.join(", "))
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        if kinds.is_empty() {
+            return Err("--models needs at least one model".into());
+        }
+        Ok(kinds)
+    }
+
     /// The name used in outputs.
     pub fn name(self) -> &'static str {
         match self {
@@ -514,5 +535,19 @@ mod tests {
         assert_eq!(rep.failed.len(), 1);
         assert_eq!(e.fitted_models(), vec!["naive"]);
         assert_eq!(quantile_sorted(&[1.0, 2.0, 3.0], 0.5), 2.0);
+    }
+
+    #[test]
+    fn one_model_list_parser() {
+        assert_eq!(
+            ModelKind::parse_list(" naive, profile ,").unwrap(),
+            vec![ModelKind::Naive, ModelKind::Profile]
+        );
+        assert!(
+            ModelKind::parse_list("naive,arima")
+                .unwrap_err()
+                .contains("arima")
+        );
+        assert!(ModelKind::parse_list(" , ").is_err());
     }
 }

@@ -80,6 +80,10 @@ pub struct SimOptions {
     /// Utilisation `predictive` sizes its p90 forecast at [1.0: the p90 is
     /// the headroom]; lower buys less unserved demand for more replica-hours.
     pub predictive_utilization: f64,
+    /// The plan's headroom above the median forecast, in units of the
+    /// p50..p90 spread: the plan sizes for `p50 + headroom × (p90 − p50)`
+    /// (default 1.0, the p90). Lower is cheaper and leaves more to the floor.
+    pub headroom: f64,
     /// Target utilisation of `predictive`'s reactive floor, an HPA of its
     /// own (default 0.9; equal to `target_utilization` makes the floor the
     /// HPA itself, so predictive never serves less than reactive).
@@ -180,6 +184,9 @@ pub fn run(series: &Series, opts: &SimOptions) -> Result<(Vec<SimRow>, SimSummar
             "need capacity > 0 and 0 < max >= min".into(),
         ));
     }
+    if !(opts.headroom >= 0.0 && opts.headroom.is_finite()) {
+        return Err(SimulateError::Invalid("headroom must be >= 0".into()));
+    }
     for u in [
         opts.target_utilization,
         opts.predictive_utilization,
@@ -259,7 +266,11 @@ pub fn run(series: &Series, opts: &SimOptions) -> Result<(Vec<SimRow>, SimSummar
                         ens.insert(e)
                     }
                 };
-                let peak = e.forecast().iter().map(|q| q.p90).fold(0.0, f64::max);
+                let peak = e
+                    .forecast()
+                    .iter()
+                    .map(|q| q.p50 + opts.headroom * (q.p90 - q.p50))
+                    .fold(0.0, f64::max);
                 plan = need_at(peak, opts.predictive_utilization);
             }
             _ => {}
@@ -436,6 +447,7 @@ mod tests {
             predictive_utilization: 1.0,
             floor_utilization: 1.0,
             floor_scale_down_window_s: 60,
+            headroom: 1.0,
             warmup: Some(0),
             models: ModelsConfig::default(),
             progress: false,

@@ -107,7 +107,7 @@ impl WorkerConfig {
     /// horizon 60 min, 8 days of history, retrain hourly, active within
     /// 60 min, forecast after 30 min of history, fit for at most 20 s per
     /// tick, keep 48 h of forecasts,
-    /// models naive + snaive_daily + snaive_weekly + ets (add `lstm` in
+    /// models naive + snaive_daily + snaive_weekly + ets + profile (add `lstm` in
     /// `models.models`), migrations on.
     pub fn new(database_url: impl Into<String>) -> Self {
         WorkerConfig {
@@ -172,8 +172,8 @@ pub struct WorkerArgs {
     /// Refit models after this many minutes.
     #[arg(long, default_value_t = 60)]
     pub retrain_minutes: u32,
-    /// Comma-separated models (naive, snaive_daily, snaive_weekly, ets, lstm).
-    #[arg(long, default_value = "naive,snaive_daily,snaive_weekly,ets")]
+    /// Comma-separated models (naive, snaive_daily, snaive_weekly, ets, profile, lstm).
+    #[arg(long, default_value = "naive,snaive_daily,snaive_weekly,ets,profile")]
     pub models: String,
     /// Directory for trained model files (safetensors).
     #[arg(long)]
@@ -197,16 +197,8 @@ impl WorkerArgs {
         c.horizon_min = self.horizon.max(1);
         c.history_days = self.history_days;
         c.retrain_every_min = self.retrain_minutes.max(1);
-        c.models.models = self
-            .models
-            .split(',')
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .map(|s| {
-                ModelKind::parse(s)
-                    .ok_or_else(|| crate::cli::CliError::Usage(format!("unknown model {s:?}")))
-            })
-            .collect::<Result<_, _>>()?;
+        c.models.models =
+            ModelKind::parse_list(&self.models).map_err(crate::cli::CliError::Usage)?;
         c.model_dir = self.model_dir;
         c.force_dry_run = self.dry_run;
         Ok(c)
