@@ -153,6 +153,9 @@ async function main() {
     await page.getByTestId('requests-chart').waitFor({ timeout: 30_000 });
     await page.getByRole('button', { name: '1h', exact: true }).click();
     await page.waitForURL((u) => u.searchParams.get('range') === '1h');
+    await page.waitForFunction(() => Number(document.querySelector('[data-testid=requests-chart] [role=img]')?.dataset.bands?.split(',')[1]) > 0, null, { timeout: 30_000 });
+    await sleep(500);
+    await shot(page, 'service-1h'); // the README's screenshot (docs/img/dashboard-service.png)
   });
 
   await step('dark theme renders the service view', page, async () => {
