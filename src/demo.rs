@@ -189,7 +189,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
 
     let started = Instant::now();
     let pool = runtime.block_on(sqlx::PgPool::connect(&url))?;
-    let _dashboard = if args.no_dashboard {
+    let dashboard = if args.no_dashboard {
         None
     } else {
         Some(runtime.block_on(start_dashboard(&args, &url, &registry))?)
@@ -240,6 +240,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
         println!("final: {line} | {}", scaler_stats.lock().expect("lock"));
     }
     runtime.block_on(pool.close());
+    drop(dashboard);
     drop(pg);
     drop(broker);
     result.context("dataflow")?;
