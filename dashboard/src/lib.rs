@@ -285,6 +285,18 @@ impl AppState {
             },
             None => flight.lock().await,
         };
+        // Waiters on a first computation take its result.
+        let done = self
+            .response_cache
+            .lock()
+            .expect("cache lock")
+            .get(&key)
+            .and_then(|slot| slot.entry.as_ref())
+            .filter(|e| e.generation == generation && e.at.elapsed() < self.config.overview_ttl)
+            .map(|e| e.body.clone());
+        if let Some(body) = done {
+            return Ok(body);
+        }
         let body = compute.await?;
         if let Some(slot) = self
             .response_cache
