@@ -32,6 +32,8 @@ use crate::produce::{self, Generator, ProduceArgs};
 pub enum BenchCommand {
     /// Ingest throughput, freshness and memory of the dataflow.
     Ingest(IngestArgs),
+    /// API latency of the dashboard under wrk (see `docs/dashboard.md`).
+    Dashboard(crate::bench_dashboard::DashboardBenchArgs),
 }
 
 /// The workload shape of `prescient bench ingest`.
@@ -125,6 +127,7 @@ pub struct IngestArgs {
 pub fn run(cmd: BenchCommand) -> anyhow::Result<()> {
     match cmd {
         BenchCommand::Ingest(args) => ingest(args),
+        BenchCommand::Dashboard(args) => crate::bench_dashboard::run(args),
     }
 }
 

@@ -4,10 +4,15 @@
 //! PostgreSQL (unless `--database-url` / `DATABASE_URL` is given), the load
 //! generator, the dataflow, and the forecaster with its capacity planner in
 //! dry-run (decisions recorded in `scaling_decisions` and published on
-//! `scaling-decisions`, nothing applied), and the scaler's logic in dry-run
-//! against those decisions (outcomes published on `scaling-actions`);
-//! prints where to connect; reports progress every few seconds until Ctrl-C
-//! (or `--duration`).
+//! `scaling-decisions`, nothing applied), the scaler's logic in dry-run
+//! against those decisions (outcomes published on `scaling-actions`), and
+//! the dashboard with an admin token and a one-time login link; prints where
+//! to connect; reports progress every few seconds until Ctrl-C (or
+//! `--duration`).
+//!
+//! So the dashboard has something to show at once, the generator first
+//! backfills `--backfill` of history (event times in the past, in order,
+//! paced under the embedded broker's retention) and then runs live.
 
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
@@ -53,6 +58,28 @@ pub struct DemoArgs {
     /// reactive until then).
     #[arg(long, default_value_t = 5)]
     pub forecast_after_min: usize,
+    /// Where to serve the dashboard.
+    #[arg(
+        long,
+        env = "PRESCIENT_DASHBOARD_LISTEN",
+        default_value = "127.0.0.1:8080"
+    )]
+    pub dashboard_listen: SocketAddr,
+    /// The built web app (default: dashboard/web/dist).
+    #[arg(long, env = "PRESCIENT_DASHBOARD_WEB_DIR")]
+    pub web_dir: Option<std::path::PathBuf>,
+    /// Don't start the dashboard.
+    #[arg(long)]
+    pub no_dashboard: bool,
+    /// History produced before the live stream (event times from this long
+    /// ago up to now), so forecasts and predictive decisions show at once; 0s
+    /// turns it off.
+    #[arg(long, default_value = "2h", value_parser = prescient_dataflow::config::parse_duration)]
+    pub backfill: Duration,
+    /// Most records per second while backfilling (the embedded broker keeps
+    /// at most 100,000 records per partition: stay below what the dataflow reads).
+    #[arg(long, default_value_t = 60_000.0)]
+    pub backfill_rate: f64,
 }
 
 /// Runs the demo until Ctrl-C or `--duration`.
@@ -117,7 +144,28 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
         let mut p = ProduceArgs::defaults(bootstrap.clone());
         p.rate = args.rate;
         p.bad_ratio = args.bad_ratio;
-        std::thread::spawn(move || produce::run(&p, &|| stop.load(Ordering::Relaxed), &produced))
+        let (history, backfill_rate) = (args.backfill, args.backfill_rate);
+        let progress = registry.clone();
+        std::thread::spawn(move || {
+            let stopped = || stop.load(Ordering::Relaxed);
+            if !history.is_zero() {
+                // Stay at most BACKFILL_AHEAD records ahead of what the dataflow has read.
+                let may_send = |sent: u64| {
+                    let read = counter(&progress, "prescient_events_in_total") as u64;
+                    sent.saturating_sub(read) < BACKFILL_AHEAD
+                };
+                let b =
+                    produce::backfill(&p, history, backfill_rate, &may_send, &stopped, &produced)?;
+                println!(
+                    "backfill: {} events of the last {} in {:.0}s; now live at {} events/s",
+                    b.records,
+                    humanize(history),
+                    b.seconds,
+                    p.rate
+                );
+            }
+            produce::run(&p, &stopped, &produced)
+        })
     });
 
     let mut forecaster_config = prescient_forecaster::worker::WorkerConfig::new(url.clone());
@@ -144,6 +192,11 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
 
     let started = Instant::now();
     let pool = runtime.block_on(sqlx::PgPool::connect(&url))?;
+    let dashboard = if args.no_dashboard {
+        None
+    } else {
+        Some(runtime.block_on(start_dashboard(&args, &url, &registry))?)
+    };
     let mut last_status = Instant::now();
     loop {
         std::thread::sleep(Duration::from_millis(200));
@@ -189,10 +242,69 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
         println!("final: {line} | {}", scaler_stats.lock().expect("lock"));
     }
     runtime.block_on(pool.close());
+    drop(dashboard);
     drop(pg);
     drop(broker);
     result.context("dataflow")?;
     Ok(())
+}
+
+/// How far the backfill may run ahead of the dataflow: well below what the
+/// embedded broker keeps (100,000 records per partition).
+const BACKFILL_AHEAD: u64 = 100_000;
+
+fn humanize(d: Duration) -> String {
+    let s = d.as_secs();
+    match (s / 3600, s % 3600 / 60) {
+        (0, m) => format!("{m} min"),
+        (h, 0) => format!("{h} h"),
+        (h, m) => format!("{h} h {m} min"),
+    }
+}
+
+/// Starts the dashboard, creates an admin token and prints the URL and a
+/// one-time login link.
+async fn start_dashboard(
+    args: &DemoArgs,
+    url: &str,
+    registry: &prometheus::Registry,
+) -> anyhow::Result<prescient_dashboard::Dashboard> {
+    use prescient_dashboard::auth::{self, Role};
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(16)
+        .connect(url)
+        .await
+        .context("connecting the dashboard to PostgreSQL")?;
+    prescient_infra::migrate::run(&pool).await?;
+    let mut config = prescient_dashboard::DashboardConfig::new(args.dashboard_listen);
+    if let Some(dir) = &args.web_dir {
+        config.web_dir = dir.clone();
+    }
+    let web_built = config.web_dir.join("index.html").exists();
+    let (info, token) = auth::create_token(&pool, "demo-admin", Role::Admin, None, None).await?;
+    let dashboard = prescient_dashboard::Dashboard::start(config, pool.clone(), registry.clone())
+        .await
+        .with_context(|| {
+            format!(
+                "starting the dashboard on {} (change it with --dashboard-listen, or --no-dashboard)",
+                args.dashboard_listen
+            )
+        })?;
+    let base = format!("http://{}", dashboard.addr());
+    let link = crate::dashboard::login_link(&pool, info.id, &base).await?;
+    println!(
+        "  Dashboard               : {base}/{}",
+        if web_built {
+            ""
+        } else {
+            "   (web app not built: cd dashboard/web && npm ci && npx vite build; the API works)"
+        }
+    );
+    println!("  Log in (one-time link)  : {link}");
+    println!(
+        "  Admin API token         : {token}   (curl -H 'Authorization: Bearer …' {base}/api/v1/overview)"
+    );
+    Ok(dashboard)
 }
 
 /// What the scaler's dry run has done so far.

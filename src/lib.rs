@@ -9,6 +9,7 @@
 //! | `produce` | load generator / series replay | [`produce`] |
 //! | `migrate` | apply database migrations | `prescient_infra::migrate` |
 //! | `broker` | an embedded Kafka-protocol broker | `prescient_infra::broker` |
+//! | `dashboard`, `token` | the dashboard server and its API tokens | [`dashboard`] |
 //! | `bench ingest` | the ingest benchmark | [`bench`] |
 //! | `backtest`, `simulate`, `forecaster` | forecasting and capacity planning | `prescient_forecaster` |
 //!
@@ -23,6 +24,8 @@
 //! ```
 
 pub mod bench;
+pub mod bench_dashboard;
+pub mod dashboard;
 pub mod dataflow_cli;
 pub mod demo;
 pub mod produce;

@@ -4,7 +4,7 @@
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 
-use prescient::{bench, dataflow_cli, demo, produce};
+use prescient::{bench, dashboard, dataflow_cli, demo, produce};
 
 /// Prescient: stream analytics that scales services before the traffic arrives.
 #[derive(Parser)]
@@ -35,6 +35,11 @@ enum Command {
     Simulate(prescient_forecaster::cli::SimulateArgs),
     /// Forecast every service each minute and plan capacity.
     Forecaster(prescient_forecaster::cli::WorkerArgs),
+    /// Serve the dashboard: web app, JSON API and live updates.
+    Dashboard(dashboard::DashboardArgs),
+    /// Create, list and revoke the dashboard's API tokens.
+    #[command(subcommand)]
+    Token(dashboard::TokenCommand),
 }
 
 #[derive(clap::Args)]
@@ -179,6 +184,10 @@ fn main() -> anyhow::Result<()> {
             let rt = tokio::runtime::Runtime::new()?;
             rt.block_on(prescient_forecaster::cli::worker(args))?
         }
+        Command::Dashboard(args) => {
+            tokio::runtime::Runtime::new()?.block_on(dashboard::run(args))?
+        }
+        Command::Token(cmd) => tokio::runtime::Runtime::new()?.block_on(dashboard::token(cmd))?,
     }
     Ok(())
 }

@@ -486,6 +486,72 @@ fn replay(
     Ok(sent)
 }
 
+/// Produces the generated stream's recent past: event times from `history`
+/// ago up to the present, as fast as `max_per_s` records per second allows
+/// and `may_send(records sent so far)` allow (the demo pauses while the
+/// dataflow is too far behind, so the embedded broker's per-partition
+/// retention never evicts unread records), and returns once the generator's
+/// event time has caught up with the wall clock. A live generator started right after continues without a gap.
+/// Records of one partition keep event-time order, so none is too late.
+pub fn backfill(
+    args: &ProduceArgs,
+    history: Duration,
+    max_per_s: f64,
+    may_send: &dyn Fn(u64) -> bool,
+    stop: &dyn Fn() -> bool,
+    produced: &prometheus::IntCounter,
+) -> Result<Produced, ProduceError> {
+    if max_per_s.is_nan() || max_per_s <= 0.0 {
+        return Err(ProduceError::Invalid(
+            "the backfill rate must be positive".into(),
+        ));
+    }
+    let mut args = args.clone();
+    let start = Utc::now()
+        - chrono::Duration::from_std(history)
+            .map_err(|_| ProduceError::Invalid("backfill history too long".into()))?;
+    args.start = Some(start);
+    // Another stream than the live one's (same shape, other draws).
+    args.seed = args.seed.wrapping_add(0x5eed);
+    let producer = producer(&args.brokers)?;
+    let mut generator = Generator::new(&args);
+    let started = Instant::now();
+    let mut sent = 0u64;
+    let start_ms = start.timestamp_millis() as f64;
+    loop {
+        if sent.is_multiple_of(1024) {
+            if stop() {
+                break;
+            }
+            let now_ms = Utc::now().timestamp_millis() as f64;
+            if start_ms + generator.elapsed_ms() >= now_ms {
+                break;
+            }
+            let due = Duration::from_secs_f64(sent as f64 / max_per_s);
+            if let Some(wait) = due.checked_sub(started.elapsed()) {
+                producer.poll(wait);
+            }
+            while !may_send(sent) && !stop() {
+                producer.poll(Duration::from_millis(20));
+            }
+        }
+        let (key, payload) = generator.next_record();
+        send(&producer, &args.topic, key.as_bytes(), &payload)?;
+        sent += 1;
+        produced.inc();
+    }
+    while let Err(e) = producer.flush(Duration::from_secs(10)) {
+        tracing::warn!(error = %e, "waiting for the broker to acknowledge the backfill");
+        if stop() {
+            break;
+        }
+    }
+    Ok(Produced {
+        records: sent,
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -509,10 +509,40 @@ pub async fn series(
     p: Principal,
     P(service): P<String>,
     Q(q): Q<RangeQuery>,
-) -> Result<Json<Series>, ApiError> {
+) -> Result<Response, ApiError> {
     check_service(&service)?;
-    let range = TimeRange::parse(&q, now_ms())?;
-    let rows: Vec<SeriesRow> = match &p.tenant {
+    let mut range = TimeRange::parse(&q, now_ms())?;
+    if q.from.is_none() {
+        // A range ending now ends at the end of the current bucket, so the
+        // answer (same buckets) is shared by every request of that bucket.
+        range.to_ms = (range.to_ms.div_euclid(range.bucket_ms()) + 1) * range.bucket_ms();
+        range.from_ms = range.to_ms
+            - (q.range.as_deref().and_then(crate::range::named_span)).unwrap_or(3_600_000);
+    }
+    let key = format!(
+        "series|{}|{service}|{}|{}",
+        p.tenant.as_deref().unwrap_or(""),
+        range.from_ms,
+        range.to_ms
+    );
+    let body = state
+        .cached(key, async {
+            let s = series_of(&state.pool, p.tenant.as_deref(), service, range).await?;
+            Ok(Bytes::from(
+                serde_json::to_vec(&s).expect("a series serialises"),
+            ))
+        })
+        .await?;
+    Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
+}
+
+async fn series_of(
+    pool: &sqlx::PgPool,
+    tenant: Option<&str>,
+    service: String,
+    range: TimeRange,
+) -> Result<Series, ApiError> {
+    let rows: Vec<SeriesRow> = match tenant {
         None => {
             sqlx::query_as(
                 "SELECT date_bin(make_interval(secs => $4), minute, TIMESTAMPTZ '1970-01-01 00:00:00+00') AS b,
@@ -527,7 +557,7 @@ pub async fn series(
             .bind(at(range.first_bucket_ms()))
             .bind(at(range.to_ms))
             .bind(range.bucket_s as f64)
-            .fetch_all(&state.pool)
+            .fetch_all(pool)
             .await?
         }
         Some(t) => {
@@ -552,7 +582,7 @@ pub async fn series(
             .bind(at(range.to_ms))
             .bind(range.bucket_s as f64)
             .bind(t)
-            .fetch_all(&state.pool)
+            .fetch_all(pool)
             .await?
         }
     };
@@ -581,7 +611,7 @@ pub async fn series(
             s.active_users[i] = users;
         }
     }
-    Ok(Json(s))
+    Ok(s)
 }
 
 // ---------------------------------------------------------------- forecasts

@@ -132,6 +132,12 @@ struct OverviewCache {
 }
 
 #[derive(Debug)]
+struct ResponseSlot {
+    entry: Option<OverviewEntry>,
+    flight: Arc<tokio::sync::Mutex<()>>,
+}
+
+#[derive(Debug)]
 struct OverviewEntry {
     at: Instant,
     /// The notification count it was computed after.
@@ -157,6 +163,7 @@ pub struct AppState {
     overview_cache: Arc<Mutex<OverviewCache>>,
     overview_generation: Arc<AtomicU64>,
     overview_flight: Arc<tokio::sync::Mutex<()>>,
+    response_cache: Arc<Mutex<HashMap<String, ResponseSlot>>>,
 }
 
 impl AppState {
@@ -181,6 +188,7 @@ impl AppState {
             overview_cache: Arc::default(),
             overview_generation: Arc::default(),
             overview_flight: Arc::default(),
+            response_cache: Arc::default(),
         };
         let (generation, events) = (
             state.overview_generation.clone(),
@@ -238,6 +246,70 @@ impl AppState {
                     body: body.clone(),
                 },
             );
+        Ok(body)
+    }
+
+    /// A JSON answer under `key`, computed by `compute` when the cached one
+    /// is older than `overview_ttl` or a notification arrived since; while
+    /// one request recomputes a stale answer, the others get the previous one.
+    pub async fn cached(
+        &self,
+        key: String,
+        compute: impl std::future::Future<Output = Result<Bytes, ApiError>>,
+    ) -> Result<Bytes, ApiError> {
+        let generation = self.overview_generation.load(Ordering::SeqCst);
+        let (entry, flight) = {
+            let mut cache = self.response_cache.lock().expect("cache lock");
+            if cache.len() > 10_000 {
+                cache.clear();
+            }
+            let slot = cache.entry(key.clone()).or_insert_with(|| ResponseSlot {
+                entry: None,
+                flight: Arc::new(tokio::sync::Mutex::new(())),
+            });
+            (
+                slot.entry.as_ref().map(|e| {
+                    let fresh =
+                        e.generation == generation && e.at.elapsed() < self.config.overview_ttl;
+                    (fresh, e.body.clone())
+                }),
+                slot.flight.clone(),
+            )
+        };
+        let _guard = match entry {
+            Some((true, body)) => return Ok(body),
+            Some((false, body)) => match flight.try_lock() {
+                Ok(g) => g,
+                // Someone is already refreshing it.
+                Err(_) => return Ok(body),
+            },
+            None => flight.lock().await,
+        };
+        // Waiters on a first computation take its result.
+        let done = self
+            .response_cache
+            .lock()
+            .expect("cache lock")
+            .get(&key)
+            .and_then(|slot| slot.entry.as_ref())
+            .filter(|e| e.generation == generation && e.at.elapsed() < self.config.overview_ttl)
+            .map(|e| e.body.clone());
+        if let Some(body) = done {
+            return Ok(body);
+        }
+        let body = compute.await?;
+        if let Some(slot) = self
+            .response_cache
+            .lock()
+            .expect("cache lock")
+            .get_mut(&key)
+        {
+            slot.entry = Some(OverviewEntry {
+                at: Instant::now(),
+                generation,
+                body: body.clone(),
+            });
+        }
         Ok(body)
     }
 

@@ -28,11 +28,14 @@ export interface Live<T> {
 }
 
 /**
- * GETs `path` (under /api/v1) and refetches it — at most once a second — when
- * the stream reports one of `kinds`. Keeps showing the last data while a
+ * GETs `path` (under /api/v1) and refetches it — at most once per `everyMs` — when
+ * the stream reports one of `kinds`. Queries for slow-moving data (forecasts,
+ * decisions) also listen to `frontier` (every commit of the dataflow) with a
+ * longer interval, so they stay current even where a component sends no
+ * notification of its own. Keeps showing the last data while a
  * refetch runs. `path === null` fetches nothing.
  */
-export function useLive<T>(path: string | null, kinds: StreamEvent[]): Live<T> {
+export function useLive<T>(path: string | null, kinds: StreamEvent[], everyMs = 1000): Live<T> {
   const stream = useStream();
   const [state, setState] = useState<Live<T>>({ data: null, error: null, loading: path !== null, at: 0 });
   const gen = useRef(0);
@@ -64,7 +67,7 @@ export function useLive<T>(path: string | null, kinds: StreamEvent[]): Live<T> {
     };
     setState({ data: null, error: null, loading: true, at: 0 });
     run();
-    const refetch = coalesce(run, 1000);
+    const refetch = coalesce(run, everyMs);
     const off = stream.subscribe(kindsKey.split(',') as StreamEvent[], refetch);
     return () => {
       closed = true;
@@ -72,7 +75,7 @@ export function useLive<T>(path: string | null, kinds: StreamEvent[]): Live<T> {
       ctrl?.abort();
       gen.current++;
     };
-  }, [path, kindsKey, stream]);
+  }, [path, kindsKey, stream, everyMs]);
 
   return state;
 }

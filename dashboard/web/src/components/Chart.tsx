@@ -125,15 +125,19 @@ export function Chart(props: ChartProps) {
           nowDrawn = true;
           const col = cssVar('--now');
           ctx.strokeStyle = col;
-          ctx.lineWidth = 2 * devicePixelRatio;
+          ctx.lineWidth = (cur.sparkline ? 1 : 2) * devicePixelRatio;
           ctx.beginPath();
           ctx.moveTo(x, top);
           ctx.lineTo(x, top + height);
           ctx.stroke();
           ctx.fillStyle = col;
-          ctx.font = `${12 * devicePixelRatio}px system-ui, sans-serif`;
-          ctx.textAlign = 'left';
-          ctx.fillText('now', x + 4 * devicePixelRatio, top + 14 * devicePixelRatio);
+          if (!cur.sparkline) {
+            ctx.font = `${12 * devicePixelRatio}px system-ui, sans-serif`;
+            // Label on the side with room (the line sits at the right edge when no forecast runs past it).
+            const right = x + 40 * devicePixelRatio < left + width;
+            ctx.textAlign = right ? 'left' : 'right';
+            ctx.fillText('now', x + (right ? 4 : -4) * devicePixelRatio, top + 14 * devicePixelRatio);
+          }
         }
       }
       ctx.restore();

@@ -100,7 +100,7 @@ function ServiceTileView({ s, nowMs }: { s: ServiceTile; nowMs: number }) {
         xRange={[start, end]}
         nowMs={s.spark.t[s.spark.t.length - 1]}
         series={[
-          { label: 'requests', color: '--c-actual', width: 1.5 },
+          { label: 'requests', color: '--c-actual', width: 1.5, points: s.spark.requests.filter((v) => v !== null).length < 5 },
           { label: 'p10', color: '--c-forecast', hidden: true },
           { label: 'p50', color: '--c-forecast', width: 1.5, dash: [4, 3] },
           { label: 'p90', color: '--c-forecast', hidden: true },

@@ -2,7 +2,7 @@
 import { useMemo } from 'react';
 import type { Pipeline as PipelineData } from '../lib/api';
 import { clock, compact, duration, percent } from '../lib/format';
-import { reasonsByTotal } from '../lib/shape';
+import { allNull, reasonsByTotal } from '../lib/shape';
 import { useLive } from '../live';
 import { Chart, type SeriesSpec } from '../components/Chart';
 import { Empty, ErrorState, Kpi, Loading } from '../components/ui';
@@ -57,7 +57,7 @@ export function Pipeline() {
                 <tbody>
                   {d.partitions.map((x) => (
                     <tr key={`${x.topic}/${x.partition}`}>
-                      <td>{x.topic}</td>
+                      <td className="nowrap">{x.topic}</td>
                       <td className="num mono">{x.partition}</td>
                       <td className="num mono">{x.next_offset}</td>
                       <td className="num mono">{x.end_offset ?? '—'}</td>
@@ -119,6 +119,9 @@ export function Pipeline() {
         </div>
         <div className="panel">
           <h2>Freshness (event → row)</h2>
+          {allNull(d.freshness.p50_ms, d.freshness.p99_ms) ? (
+            <Empty title="No freshness measurements in the last 6 h">The dataflow records them per minute in ingest_stats_minute once it runs.</Empty>
+          ) : (
           <Chart
             testId="freshness-chart"
             label="Freshness p50 and p99"
@@ -130,11 +133,16 @@ export function Pipeline() {
               { label: 'p99', color: '--c-p99' },
             ]}
           />
+          )}
         </div>
       </div>
       <div className="panel">
         <h2>Events per second</h2>
-        <Chart testId="events-chart" label="Events per second" data={{ t: d.events.t, cols: [d.events.per_s] }} height={160} series={[{ label: 'events/s', color: '--c-actual' }]} />
+        {allNull(d.events.per_s) ? (
+          <Empty title="No ingest statistics in the last 6 h">Events per second appear once the dataflow records ingest_stats_minute.</Empty>
+        ) : (
+          <Chart testId="events-chart" label="Events per second" data={{ t: d.events.t, cols: [d.events.per_s] }} height={160} series={[{ label: 'events/s', color: '--c-actual' }]} />
+        )}
       </div>
     </section>
   );

@@ -10,7 +10,7 @@ import { Empty, ErrorState, Link, Loading, RangePicker } from '../components/ui'
 export function Scaling({ service, range }: { service: string | null; range: TimeRange }) {
   const services = useLive<ServiceSummary[]>('/services', ['decision']);
   const path = `/decisions?${service ? `service=${enc(service)}&` : ''}${rangeQuery(range)}&limit=500`;
-  const ds = useLive<Decision[]>(path, ['decision', 'action']);
+  const ds = useLive<Decision[]>(path, ['decision', 'action', 'frontier'], 5000);
   const sum = ds.data ? decisionSummary(ds.data) : null;
   return (
     <section aria-labelledby="sc-title">

@@ -19,11 +19,11 @@ export function Service({ me, service, range }: { me: Me; service: string; range
   const s = enc(service);
   const rq = rangeQuery(range);
   const scoped = me.tenant !== null;
-  const series = useLive<Series>(`/services/${s}/series?${rq}`, ['rows']);
-  const forecast = useLive<Forecast>(scoped ? null : `/services/${s}/forecast`, ['forecast']);
-  const history = useLive<ForecastHistory>(scoped ? null : `/services/${s}/forecast-history?horizon=${HORIZON_MIN}&${rq}`, ['forecast', 'rows']);
-  const replicas = useLive<Replicas>(scoped ? null : `/services/${s}/replicas?${rq}`, ['decision', 'action']);
-  const decisions = useLive<Decision[]>(scoped ? null : `/decisions?service=${s}&${rq}&limit=500`, ['decision', 'action']);
+  const series = useLive<Series>(`/services/${s}/series?${rq}`, ['rows', 'frontier']);
+  const forecast = useLive<Forecast>(scoped ? null : `/services/${s}/forecast`, ['forecast', 'frontier'], 5000);
+  const history = useLive<ForecastHistory>(scoped ? null : `/services/${s}/forecast-history?horizon=${HORIZON_MIN}&${rq}`, ['forecast', 'frontier'], 5000);
+  const replicas = useLive<Replicas>(scoped ? null : `/services/${s}/replicas?${rq}`, ['decision', 'action', 'frontier'], 5000);
+  const decisions = useLive<Decision[]>(scoped ? null : `/decisions?service=${s}&${rq}&limit=500`, ['decision', 'action', 'frontier'], 5000);
 
   const sd = series.data;
   const nowMs = sd ? sd.to_ms : Date.now();
