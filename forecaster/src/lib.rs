@@ -53,6 +53,7 @@
 //! See `docs/forecaster.md` for the commands, the policy file, the tables
 //! and the metrics.
 
+pub mod actions;
 pub mod backtest;
 pub mod cli;
 pub mod config;

@@ -60,6 +60,9 @@ pub enum WorkerError {
     /// A background computation panicked.
     #[error("forecasting task failed: {0}")]
     Join(#[from] tokio::task::JoinError),
+    /// The scaling-actions consumer could not start.
+    #[error(transparent)]
+    Actions(#[from] crate::actions::ActionsError),
 }
 
 /// Settings of the worker (see [`WorkerConfig::new`] for defaults).
@@ -471,6 +474,7 @@ impl Worker {
             return Ok(0);
         }
         let n = svc.len();
+        let mut tx = self.pool.begin().await?;
         sqlx::query(
             "INSERT INTO forecasts (service, issued_at, target_minute, horizon_min, p10, p50, p90, model)
              SELECT s, $2, t, h, a, b, c, 'auto'
@@ -486,8 +490,19 @@ impl Worker {
         .bind(&p10)
         .bind(&p50)
         .bind(&p90)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
+        // Delivered on commit: the dashboard redraws the services' forecasts.
+        sqlx::query(
+            "SELECT pg_notify('prescient_forecasts',
+                     json_build_object('service', s, 'issued_at', $2::timestamptz)::text)
+             FROM (SELECT DISTINCT unnest($1::text[]) AS s) AS u",
+        )
+        .bind(&svc)
+        .bind(issued_at)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
         Ok(n)
     }
 
@@ -613,6 +628,13 @@ impl Worker {
             .bind(d.forecast.as_ref().map(sqlx::types::Json))
             .bind(d.mode.as_str())
             .bind(sqlx::types::Json(d))
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query(
+                "SELECT pg_notify('prescient_decisions', json_build_object('id', $1::uuid, 'service', $2::text)::text)",
+            )
+            .bind(d.id)
+            .bind(&d.service)
             .execute(&mut *tx)
             .await?;
         }
@@ -778,7 +800,19 @@ pub async fn run_worker(
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), WorkerError> {
     let poll = config.poll_interval;
+    let brokers = config.brokers.clone();
     let mut worker = Worker::connect(config).await?;
+    // What the scaler did with the decisions, into `scaling_actions`
+    // (stops with the worker: dropping it sets its stop flag).
+    let _actions = match &brokers {
+        Some(b) => Some(crate::actions::ActionsConsumer::start(
+            tokio::runtime::Handle::current(),
+            worker.pool.clone(),
+            b,
+            prescient_contracts::SCALING_ACTIONS_TOPIC,
+        )?),
+        None => None,
+    };
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
