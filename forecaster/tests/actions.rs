@@ -46,6 +46,25 @@ async fn send(producer: &FutureProducer, payload: &[u8]) {
         .expect("produce");
 }
 
+fn start_consumer(pool: &sqlx::PgPool, broker: &EmbeddedBroker) -> ActionsConsumer {
+    ActionsConsumer::start(
+        tokio::runtime::Handle::current(),
+        pool.clone(),
+        &broker.bootstrap_servers(),
+        prescient_contracts::SCALING_ACTIONS_TOPIC,
+    )
+    .unwrap()
+}
+
+/// Waits until `consumer` has stored `n` actions.
+async fn wait_stored(consumer: &ActionsConsumer, n: u64) {
+    let started = Instant::now();
+    while consumer.stored() < n && started.elapsed() < Duration::from_secs(30) {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(consumer.stored(), n);
+}
+
 async fn wait_for(pool: &sqlx::PgPool, rows: i64) {
     let started = Instant::now();
     loop {
@@ -89,13 +108,7 @@ async fn outcomes_are_recorded_once_with_a_notification_and_resume_after_restart
     send(&producer, b"{not an action").await;
     send(&producer, &serde_json::to_vec(&failed).unwrap()).await;
 
-    let consumer = ActionsConsumer::start(
-        tokio::runtime::Handle::current(),
-        pool.clone(),
-        &broker.bootstrap_servers(),
-        prescient_contracts::SCALING_ACTIONS_TOPIC,
-    )
-    .unwrap();
+    let consumer = start_consumer(&pool, &broker);
     wait_for(&pool, 2).await;
     let note = tokio::time::timeout(Duration::from_secs(10), listener.recv())
         .await
@@ -116,11 +129,7 @@ async fn outcomes_are_recorded_once_with_a_notification_and_resume_after_restart
     .await
     .unwrap();
     assert_eq!(row, ("applied".into(), Some(5), "deployment".into()));
-    let started = Instant::now();
-    while consumer.stored() < 2 && started.elapsed() < Duration::from_secs(30) {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert_eq!(consumer.stored(), 2);
+    wait_stored(&consumer, 2).await;
     assert_eq!(consumer.undecodable(), 1);
     consumer.stop().unwrap();
 
@@ -133,23 +142,10 @@ async fn outcomes_are_recorded_once_with_a_notification_and_resume_after_restart
     let third = action("catalog", Outcome::Unchanged, Some(3));
     send(&producer, &serde_json::to_vec(&retried).unwrap()).await;
     send(&producer, &serde_json::to_vec(&third).unwrap()).await;
-    let consumer = ActionsConsumer::start(
-        tokio::runtime::Handle::current(),
-        pool.clone(),
-        &broker.bootstrap_servers(),
-        prescient_contracts::SCALING_ACTIONS_TOPIC,
-    )
-    .unwrap();
+    let consumer = start_consumer(&pool, &broker);
     wait_for(&pool, 3).await;
-    let started = Instant::now();
-    while consumer.stored() < 2 && started.elapsed() < Duration::from_secs(30) {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert_eq!(
-        consumer.stored(),
-        2,
-        "after the restart only the two new messages are read"
-    );
+    // After the restart only the two new messages are read.
+    wait_stored(&consumer, 2).await;
     let outcome: String =
         sqlx::query_scalar("SELECT outcome FROM scaling_actions WHERE decision_id = $1")
             .bind(failed.decision_id)
