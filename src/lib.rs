@@ -5,12 +5,12 @@
 //! | subcommand | what it does | module |
 //! | --- | --- | --- |
 //! | `demo` | everything on embedded defaults | [`demo`] |
-//! | `dataflow` | Kafka → per-minute metrics in PostgreSQL | `prescient_dataflow` |
+//! | `dataflow` | Kafka → per-minute metrics in PostgreSQL (flags: [`dataflow_cli`]) | `prescient_dataflow` |
 //! | `produce` | load generator / series replay | [`produce`] |
 //! | `migrate` | apply database migrations | `prescient_infra::migrate` |
 //! | `broker` | an embedded Kafka-protocol broker | `prescient_infra::broker` |
 //! | `dashboard`, `token` | the dashboard server and its API tokens | [`dashboard`] |
-//! | `bench ingest` | the ingest benchmark | [`bench`] |
+//! | `bench ingest`, `bench dashboard` | the ingest and dashboard benchmarks | [`mod@bench`], [`bench_dashboard`] |
 //! | `backtest`, `simulate`, `forecaster` | forecasting and capacity planning | `prescient_forecaster` |
 //!
 //! ```no_run
