@@ -208,22 +208,8 @@ async fn postgres_outage_pauses_and_loses_nothing() {
         .args(["-w", "2"])
         .spawn()
         .unwrap();
-    let offsets = async |url: &str| -> i64 {
-        match sqlx::PgPool::connect(url).await {
-            Ok(pool) => {
-                let v: Option<i64> =
-                    sqlx::query_scalar("SELECT sum(next_offset)::int8 FROM ingest_offsets")
-                        .fetch_one(&pool)
-                        .await
-                        .unwrap_or(None);
-                pool.close().await;
-                v.unwrap_or(0)
-            }
-            Err(_) => -1,
-        }
-    };
     let started = Instant::now();
-    while offsets(&pg.url()).await < 10_000 {
+    while committed_offsets(&pg.url()).await < 10_000 {
         assert!(
             started.elapsed() < Duration::from_secs(60),
             "first half not committed"
@@ -239,7 +225,7 @@ async fn postgres_outage_pauses_and_loses_nothing() {
     );
     pg.restart().unwrap();
     let started = Instant::now();
-    while offsets(&pg.url()).await < records.len() as i64 {
+    while committed_offsets(&pg.url()).await < records.len() as i64 {
         assert!(
             started.elapsed() < Duration::from_secs(90),
             "did not catch up after the outage"
