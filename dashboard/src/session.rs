@@ -159,13 +159,7 @@ pub async fn login(
     let principal = match auth::principal_for_token(&state.pool, request.token.trim()).await? {
         Ok(p) => p,
         Err(d) => {
-            state.login_limiter.fail(&client);
-            state
-                .metrics
-                .auth_denied
-                .with_label_values(&[d.as_str()])
-                .inc();
-            state.audit(None, "login", false, d.as_str(), Some(&client));
+            deny_login(&state, &client, d, d.as_str());
             return Err(ApiError::Unauthorized("invalid token"));
         }
     };
@@ -242,19 +236,7 @@ pub async fn login_page_or_code(
             Ok(response)
         }
         Err(d) => {
-            state.login_limiter.fail(&client);
-            state
-                .metrics
-                .auth_denied
-                .with_label_values(&[d.as_str()])
-                .inc();
-            state.audit(
-                None,
-                "login",
-                false,
-                &format!("one-time code {}", d.as_str()),
-                Some(&client),
-            );
+            deny_login(&state, &client, d, &format!("one-time code {}", d.as_str()));
             Ok(login_page(
                 StatusCode::UNAUTHORIZED,
                 "That login link is unknown, already used or expired. Log in with an API token instead.",
@@ -283,4 +265,16 @@ pub async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Respon
         ),
     );
     response
+}
+
+/// A refused login: counts it against the client's rate limit and in
+/// `prescient_dashboard_auth_denied_total`, and writes the audit row.
+fn deny_login(state: &AppState, client: &str, d: Denial, detail: &str) {
+    state.login_limiter.fail(client);
+    state
+        .metrics
+        .auth_denied
+        .with_label_values(&[d.as_str()])
+        .inc();
+    state.audit(None, "login", false, detail, Some(client));
 }
