@@ -10,6 +10,15 @@ apt_install() {
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "$@" >/dev/null
 }
 
+# ensure_build_deps: what compiling librdkafka with TLS (rdkafka's `ssl`
+# feature) needs: OpenSSL headers and pkg-config; and the `openssl` CLI the
+# TLS tests make certificates with.
+ensure_build_deps() {
+  if ! { command -v pkg-config >/dev/null && pkg-config --exists openssl && command -v openssl >/dev/null; }; then
+    apt_install pkg-config libssl-dev openssl
+  fi
+}
+
 # ensure_postgres: PostgreSQL's server binaries (initdb, pg_ctl) for the private database.
 ensure_postgres() {
   ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || apt_install postgresql

@@ -21,6 +21,9 @@ pub struct DataflowArgs {
     /// Kafka bootstrap servers [default: 127.0.0.1:9092].
     #[arg(long, env = "KAFKA_BROKERS")]
     pub brokers: Option<String>,
+    /// Kafka TLS/SASL.
+    #[command(flatten)]
+    pub kafka: crate::connect_args::KafkaSecurityArgs,
     /// Topic of user events [default: user-events].
     #[arg(long, env = "PRESCIENT_TOPIC")]
     pub topic: Option<String>,
@@ -83,6 +86,7 @@ impl DataflowArgs {
         let d = DataflowConfig::default();
         DataflowConfig {
             brokers: self.brokers.unwrap_or(d.brokers),
+            kafka_security: self.kafka.security(),
             topic: self.topic.unwrap_or(d.topic),
             dlq_topic: self.dlq_topic.unwrap_or(d.dlq_topic),
             database_url: self.database_url,

@@ -25,6 +25,7 @@
 
 pub mod bench;
 pub mod bench_dashboard;
+pub mod connect_args;
 pub mod dashboard;
 pub mod dataflow_cli;
 pub mod demo;

@@ -34,12 +34,21 @@ enum Command {
     /// Replay a series through a capacity model under a scaling policy.
     Simulate(prescient_forecaster::cli::SimulateArgs),
     /// Forecast every service each minute and plan capacity.
-    Forecaster(prescient_forecaster::cli::WorkerArgs),
+    Forecaster(ForecasterArgs),
     /// Serve the dashboard: web app, JSON API and live updates.
     Dashboard(dashboard::DashboardArgs),
     /// Create, list and revoke the dashboard's API tokens.
     #[command(subcommand)]
     Token(dashboard::TokenCommand),
+}
+
+/// `prescient forecaster`: the worker's flags and the Kafka security flags.
+#[derive(clap::Args)]
+struct ForecasterArgs {
+    #[command(flatten)]
+    worker: prescient_forecaster::cli::WorkerArgs,
+    #[command(flatten)]
+    kafka: prescient::connect_args::KafkaSecurityArgs,
 }
 
 #[derive(clap::Args)]
@@ -90,6 +99,7 @@ fn main() -> anyhow::Result<()> {
         Command::Demo(args) => demo::run(args)?,
         Command::Dataflow(args) => {
             let stop = prescient::stop_on_ctrl_c()?;
+            prescient::connect_args::check_database_url(&args.database_url)?;
             let config = args.into_config(stop.clone());
             prescient_dataflow::run(config, prometheus::Registry::new())?
         }
@@ -118,6 +128,7 @@ fn main() -> anyhow::Result<()> {
             );
         }
         Command::Migrate(args) => {
+            prescient::connect_args::check_database_url(&args.database_url)?;
             let rt = tokio::runtime::Runtime::new()?;
             rt.block_on(async {
                 let pool = sqlx::PgPool::connect(&args.database_url)
@@ -181,10 +192,16 @@ fn main() -> anyhow::Result<()> {
         Command::Backtest(args) => prescient_forecaster::cli::backtest(args)?,
         Command::Simulate(args) => prescient_forecaster::cli::simulate(args)?,
         Command::Forecaster(args) => {
+            prescient::connect_args::check_database_url(&args.worker.database_url)?;
+            let mut config = args.worker.into_config()?;
+            config.kafka_security = args.kafka.security();
             let rt = tokio::runtime::Runtime::new()?;
-            rt.block_on(prescient_forecaster::cli::worker(args))?
+            rt.block_on(prescient_forecaster::worker::run_worker(config, async {
+                let _ = tokio::signal::ctrl_c().await;
+            }))?
         }
         Command::Dashboard(args) => {
+            prescient::connect_args::check_database_url(&args.database_url)?;
             tokio::runtime::Runtime::new()?.block_on(dashboard::run(args))?
         }
         Command::Token(cmd) => tokio::runtime::Runtime::new()?.block_on(dashboard::token(cmd))?,

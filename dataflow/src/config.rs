@@ -37,6 +37,8 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
 pub struct DataflowConfig {
     /// Kafka bootstrap servers (default `127.0.0.1:9092`).
     pub brokers: String,
+    /// Kafka TLS/SASL settings for every client (default: plaintext).
+    pub kafka_security: prescient_connect::KafkaSecurity,
     /// Topic of user events (default `user-events`).
     pub topic: String,
     /// Topic rejected records go to (default `user-events-dlq`).
@@ -89,6 +91,7 @@ impl Default for DataflowConfig {
     fn default() -> Self {
         DataflowConfig {
             brokers: "127.0.0.1:9092".into(),
+            kafka_security: Default::default(),
             topic: prescient_contracts::USER_EVENTS_TOPIC.into(),
             dlq_topic: prescient_contracts::DEAD_LETTER_TOPIC.into(),
             database_url: String::new(),

@@ -49,6 +49,9 @@ pub enum DlqError {
     /// The producer could not be created.
     #[error("creating the dead-letter producer: {0}")]
     Create(KafkaError),
+    /// The Kafka security settings cannot be used.
+    #[error("dead-letter producer: {0}")]
+    Connect(prescient_connect::ConnectError),
 }
 
 /// A dead letter as sent: key, payload and headers.
@@ -130,9 +133,19 @@ impl Letter {
 #[derive(Default)]
 pub struct Deliveries {
     reports: Mutex<Vec<(u64, Result<(), KafkaError>)>>,
+    oauth: prescient_connect::OAuth,
 }
 
-impl ClientContext for Deliveries {}
+impl ClientContext for Deliveries {
+    const ENABLE_REFRESH_OAUTH_TOKEN: bool = true;
+
+    fn generate_oauth_token(
+        &self,
+        _oauthbearer_config: Option<&str>,
+    ) -> Result<rdkafka::client::OAuthToken, Box<dyn std::error::Error>> {
+        self.oauth.token()
+    }
+}
 
 impl ProducerContext for Deliveries {
     type DeliveryOpaque = usize;
@@ -166,17 +179,25 @@ impl DeadLetters {
     /// A producer to `topic` on `brokers`; records say they came from `source_topic`.
     pub fn new(
         brokers: &str,
+        security: &prescient_connect::KafkaSecurity,
         topic: &str,
         source_topic: &str,
         metrics: Arc<Metrics>,
     ) -> Result<Self, DlqError> {
-        let producer = ClientConfig::new()
+        let deliveries = Deliveries {
+            reports: Mutex::default(),
+            oauth: security.oauth().map_err(DlqError::Connect)?,
+        };
+        let mut config = ClientConfig::new();
+        config
             .set("bootstrap.servers", brokers)
             .set("linger.ms", "5")
             .set("message.max.bytes", PRODUCER_MAX_BYTES.to_string())
             .set("message.timeout.ms", "0") // retry transient errors until delivered
-            .set("enable.idempotence", "false")
-            .create_with_context(Deliveries::default())
+            .set("enable.idempotence", "false");
+        let producer = security
+            .apply(&mut config)
+            .create_with_context(deliveries)
             .map_err(DlqError::Create)?;
         Ok(DeadLetters {
             producer,

@@ -43,7 +43,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use differential_dataflow::AsCollection;
-use rdkafka::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use sqlx::postgres::PgPoolOptions;
 use timely::dataflow::operators::probe::Handle as ProbeHandle;
@@ -112,10 +111,14 @@ async fn retry<T, E: std::fmt::Display, F: AsyncFnMut() -> Result<T, E>>(
 
 /// Number of partitions of `topic`, waiting for the broker and the topic.
 fn partition_count(config: &DataflowConfig) -> Result<i32, DataflowError> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", &config.brokers)
-        .set("allow.auto.create.topics", "false")
-        .create()
+    let mut client = config.kafka_security.client_config(&config.brokers);
+    client.set("allow.auto.create.topics", "false");
+    let context = config
+        .kafka_security
+        .context()
+        .map_err(|e| DataflowError::Kafka(e.to_string()))?;
+    let consumer: BaseConsumer<prescient_connect::KafkaContext> = client
+        .create_with_context(context)
         .map_err(|e| DataflowError::Kafka(e.to_string()))?;
     let started = Instant::now();
     let mut warned = false;
@@ -220,6 +223,7 @@ pub fn run_with(
     };
     let settings = SourceSettings {
         brokers: config.brokers.clone(),
+        security: config.kafka_security.clone(),
         topic: config.topic.clone(),
         dlq_topic: config.dlq_topic.clone(),
         windows,

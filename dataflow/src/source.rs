@@ -52,6 +52,9 @@ pub enum SourceError {
     /// The dead-letter producer could not be created.
     #[error(transparent)]
     Dlq(#[from] DlqError),
+    /// The Kafka security settings cannot be used.
+    #[error(transparent)]
+    Connect(#[from] prescient_connect::ConnectError),
 }
 
 /// What the source emits.
@@ -68,6 +71,8 @@ pub enum SourceMsg {
 pub struct SourceSettings {
     /// Bootstrap servers.
     pub brokers: String,
+    /// TLS/SASL settings.
+    pub security: prescient_connect::KafkaSecurity,
     /// Topic to read.
     pub topic: String,
     /// Dead-letter topic.
@@ -124,9 +129,19 @@ type Ends = Arc<Mutex<FxHashMap<i32, i64>>>;
 pub struct SourceContextClient {
     topic: String,
     ends: Ends,
+    oauth: prescient_connect::OAuth,
 }
 
 impl ClientContext for SourceContextClient {
+    const ENABLE_REFRESH_OAUTH_TOKEN: bool = true;
+
+    fn generate_oauth_token(
+        &self,
+        _oauthbearer_config: Option<&str>,
+    ) -> Result<rdkafka::client::OAuthToken, Box<dyn std::error::Error>> {
+        self.oauth.token()
+    }
+
     fn error(&self, error: KafkaError, reason: &str) {
         // Reaching a partition's end is how idleness is detected, not an error.
         let eof = matches!(error, KafkaError::PartitionEOF(_))
@@ -254,8 +269,10 @@ impl KafkaSource {
         let context = SourceContextClient {
             topic: settings.topic.clone(),
             ends: ends.clone(),
+            oauth: settings.security.oauth()?,
         };
-        let consumer: BaseConsumer<SourceContextClient> = ClientConfig::new()
+        let mut config = ClientConfig::new();
+        config
             .set("bootstrap.servers", &settings.brokers)
             .set("group.id", &ctx.group_id)
             .set("enable.auto.commit", "false")
@@ -263,10 +280,14 @@ impl KafkaSource {
             .set("enable.partition.eof", "true")
             .set("auto.offset.reset", "earliest")
             .set("fetch.wait.max.ms", "20")
-            .set("statistics.interval.ms", "1000")
+            .set("statistics.interval.ms", "1000");
+        let consumer: BaseConsumer<SourceContextClient> = settings
+            .security
+            .apply(&mut config)
             .create_with_context(context)?;
         let dlq = DeadLetters::new(
             &settings.brokers,
+            &settings.security,
             &settings.dlq_topic,
             &settings.topic,
             ctx.metrics.clone(),

@@ -41,6 +41,9 @@ pub enum ActionsError {
     /// PostgreSQL failed.
     #[error("postgres: {0}")]
     Db(#[from] sqlx::Error),
+    /// The Kafka security settings cannot be used.
+    #[error(transparent)]
+    Connect(#[from] prescient_connect::ConnectError),
 }
 
 /// A running consumer; stops (after its current batch) when dropped or
@@ -59,15 +62,19 @@ impl ActionsConsumer {
         runtime: tokio::runtime::Handle,
         pool: PgPool,
         brokers: &str,
+        security: &prescient_connect::KafkaSecurity,
         topic: &str,
     ) -> Result<ActionsConsumer, ActionsError> {
-        let consumer: BaseConsumer = ClientConfig::new()
+        let mut config = ClientConfig::new();
+        config
             .set("bootstrap.servers", brokers)
             .set("group.id", "prescient-forecaster-actions")
             .set("enable.auto.commit", "false")
             .set("enable.auto.offset.store", "false")
-            .set("auto.offset.reset", "earliest")
-            .create()?;
+            .set("auto.offset.reset", "earliest");
+        let context = security.context()?;
+        let consumer: BaseConsumer<prescient_connect::KafkaContext> =
+            security.apply(&mut config).create_with_context(context)?;
         let stop = Arc::new(AtomicBool::new(false));
         let stored = Arc::new(AtomicU64::new(0));
         let undecodable = Arc::new(AtomicU64::new(0));
@@ -119,7 +126,7 @@ impl Drop for ActionsConsumer {
 fn run(
     runtime: &tokio::runtime::Handle,
     pool: &PgPool,
-    consumer: &BaseConsumer,
+    consumer: &BaseConsumer<prescient_connect::KafkaContext>,
     topic: &str,
     stop: &AtomicBool,
     stored: &AtomicU64,

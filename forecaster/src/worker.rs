@@ -45,6 +45,9 @@ pub enum WorkerError {
     /// Migrations failed.
     #[error(transparent)]
     Migrate(#[from] prescient_infra::migrate::MigrateError),
+    /// The Kafka security settings cannot be used.
+    #[error(transparent)]
+    Connect(#[from] prescient_connect::ConnectError),
     /// Kafka producer could not be created.
     #[error("kafka: {0}")]
     Kafka(#[from] rdkafka::error::KafkaError),
@@ -72,6 +75,8 @@ pub struct WorkerConfig {
     pub database_url: String,
     /// Kafka bootstrap servers; `None` records decisions in PostgreSQL only.
     pub brokers: Option<String>,
+    /// Kafka TLS/SASL settings (default: plaintext).
+    pub kafka_security: prescient_connect::KafkaSecurity,
     /// Capacity policies.
     pub policies: Policies,
     /// Serve `/metrics` here (e.g. `0.0.0.0:9102`).
@@ -116,6 +121,7 @@ impl WorkerConfig {
         WorkerConfig {
             database_url: database_url.into(),
             brokers: None,
+            kafka_security: Default::default(),
             policies: Policies::default(),
             metrics_addr: None,
             registry: None,
@@ -286,7 +292,7 @@ impl ServiceState {
 pub struct Worker {
     config: WorkerConfig,
     pool: PgPool,
-    producer: Option<FutureProducer>,
+    producer: Option<FutureProducer<prescient_connect::KafkaContext>>,
     metrics: Metrics,
     services: BTreeMap<String, ServiceState>,
     last_tick: Option<DateTime<Utc>>,
@@ -305,13 +311,20 @@ impl Worker {
             prescient_infra::migrate::run(&pool).await?;
         }
         let producer = match &config.brokers {
-            Some(b) => Some(
-                rdkafka::ClientConfig::new()
+            Some(b) => {
+                let mut client = rdkafka::ClientConfig::new();
+                client
                     .set("bootstrap.servers", b)
                     .set("message.timeout.ms", "10000")
-                    .set("enable.idempotence", "true")
-                    .create::<FutureProducer>()?,
-            ),
+                    .set("enable.idempotence", "true");
+                let context = config.kafka_security.context()?;
+                Some(
+                    config
+                        .kafka_security
+                        .apply(&mut client)
+                        .create_with_context(context)?,
+                )
+            }
             None => None,
         };
         let registry = config.registry.clone().unwrap_or_default();
@@ -801,6 +814,7 @@ pub async fn run_worker(
 ) -> Result<(), WorkerError> {
     let poll = config.poll_interval;
     let brokers = config.brokers.clone();
+    let security = config.kafka_security.clone();
     let mut worker = Worker::connect(config).await?;
     // What the scaler did with the decisions, into `scaling_actions`
     // (stops with the worker: dropping it sets its stop flag).
@@ -809,6 +823,7 @@ pub async fn run_worker(
             tokio::runtime::Handle::current(),
             worker.pool.clone(),
             b,
+            &security,
             prescient_contracts::SCALING_ACTIONS_TOPIC,
         )?),
         None => None,

@@ -51,6 +51,7 @@ fn start_consumer(pool: &sqlx::PgPool, broker: &EmbeddedBroker) -> ActionsConsum
         tokio::runtime::Handle::current(),
         pool.clone(),
         &broker.bootstrap_servers(),
+        &Default::default(),
         prescient_contracts::SCALING_ACTIONS_TOPIC,
     )
     .unwrap()

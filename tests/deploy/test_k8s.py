@@ -208,6 +208,8 @@ def test_eks_overlay_takes_terraform_outputs():
               for c in d["spec"]["template"]["spec"]["containers"] + d["spec"]["template"]["spec"].get("initContainers", [])}
     assert images == {env["IMAGE"]}
     assert by_kind(docs, "ConfigMap")["prescient-config"]["data"]["KAFKA_BROKERS"] == env["KAFKA_BROKERS"]
+    # MSK accepts only IAM auth: the pods sign OAUTHBEARER tokens for this region.
+    assert by_kind(docs, "ConfigMap")["prescient-config"]["data"]["PRESCIENT_KAFKA_MSK_IAM_REGION"] == env["AWS_REGION"]
     assert "prescient-aws" not in by_kind(docs, "ConfigMap"), "local-config stays out of the cluster"
     cidrs = [t["ipBlock"]["cidr"] for t in by_kind(docs, "NetworkPolicy")["external"]["spec"]["egress"][0]["to"]]
     assert cidrs == [env["VPC_CIDR"]]

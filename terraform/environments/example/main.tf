@@ -99,7 +99,8 @@ module "ecr" {
 }
 
 # What each component may do on MSK (IAM auth): the dataflow reads
-# user-events and writes dead letters; the forecaster writes decisions.
+# user-events and writes dead letters; the forecaster writes decisions and
+# reads the scaler's outcomes (scaling-actions) into PostgreSQL.
 data "aws_iam_policy_document" "dataflow" {
   statement {
     actions   = ["kafka-cluster:Connect", "kafka-cluster:DescribeCluster"]
@@ -127,6 +128,14 @@ data "aws_iam_policy_document" "forecaster" {
   statement {
     actions   = ["kafka-cluster:DescribeTopic", "kafka-cluster:WriteData"]
     resources = ["${local.kafka_arn}:topic/${local.msk_path}/scaling-decisions"]
+  }
+  statement {
+    actions   = ["kafka-cluster:DescribeTopic", "kafka-cluster:ReadData"]
+    resources = ["${local.kafka_arn}:topic/${local.msk_path}/scaling-actions"]
+  }
+  statement {
+    actions   = ["kafka-cluster:DescribeGroup", "kafka-cluster:AlterGroup"]
+    resources = ["${local.kafka_arn}:group/${local.msk_path}/prescient-forecaster-actions"]
   }
 }
 

@@ -56,6 +56,7 @@ output "kustomize_env" {
     "FORECASTER_ROLE_ARN=${module.eks.irsa_role_arns["forecaster"]}",
     "DASHBOARD_ROLE_ARN=${module.eks.irsa_role_arns["dashboard"]}",
     "KAFKA_BROKERS=${module.msk.bootstrap_brokers_iam}",
+    "AWS_REGION=${var.region}",
     "VPC_CIDR=${module.network.vpc_cidr}",
     "DASHBOARD_HOST=${var.dashboard_hostname}",
     "",

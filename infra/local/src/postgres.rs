@@ -118,6 +118,18 @@ pub struct PgOptions {
     pub fsync: bool,
     /// Database to create and connect to.
     pub database: String,
+    /// Serve TLS with this certificate and key (PEM files; copied into the
+    /// instance's directory). Default: no TLS.
+    pub tls: Option<PgTls>,
+}
+
+/// A server certificate and its key, both PEM.
+#[derive(Debug, Clone)]
+pub struct PgTls {
+    /// Certificate chain.
+    pub cert: PathBuf,
+    /// Private key.
+    pub key: PathBuf,
 }
 
 impl Default for PgOptions {
@@ -125,6 +137,7 @@ impl Default for PgOptions {
         PgOptions {
             fsync: false,
             database: "prescient".into(),
+            tls: None,
         }
     }
 }
@@ -170,6 +183,9 @@ impl PgInstance {
             options,
             running: false,
         };
+        if let Some(tls) = &pg.options.tls {
+            pg.install_tls(tls.clone())?;
+        }
         let data = pg.data_dir();
         pg.run(
             "initdb",
@@ -234,6 +250,26 @@ impl PgInstance {
         Ok(())
     }
 
+    /// Copies the certificate and key where the server (maybe running as
+    /// `postgres`) can read them, the key private as PostgreSQL insists.
+    fn install_tls(&self, tls: PgTls) -> Result<(), PgError> {
+        use std::os::unix::fs::PermissionsExt;
+        for (from, name, mode) in [
+            (&tls.cert, "server.crt", 0o644),
+            (&tls.key, "server.key", 0o600),
+        ] {
+            let to = self.dir.path().join(name);
+            std::fs::copy(from, &to).map_err(io("copying the TLS certificate or key"))?;
+            std::fs::set_permissions(&to, std::fs::Permissions::from_mode(mode))
+                .map_err(io("setting the TLS key's permissions"))?;
+            if let Some((uid, gid)) = self.run_as {
+                chown(&to, Some(uid), Some(gid))
+                    .map_err(io("handing the TLS files to `postgres`"))?;
+            }
+        }
+        Ok(())
+    }
+
     fn data_dir(&self) -> PathBuf {
         self.dir.path().join("data")
     }
@@ -242,13 +278,21 @@ impl PgInstance {
         let data = self.data_dir();
         let sock = self.dir.path();
         let log = self.dir.path().join("server.log");
-        let opts = format!(
+        let mut opts = format!(
             "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync={} -c full_page_writes={} -c max_connections=200",
             self.port,
             sock.display(),
             if self.options.fsync { "on" } else { "off" },
             if self.options.fsync { "on" } else { "off" },
         );
+        if self.options.tls.is_some() {
+            let dir = self.dir.path();
+            opts.push_str(&format!(
+                " -c ssl=on -c ssl_cert_file={} -c ssl_key_file={}",
+                dir.join("server.crt").display(),
+                dir.join("server.key").display()
+            ));
+        }
         let result = self.run(
             "pg_ctl",
             &[

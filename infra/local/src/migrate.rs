@@ -1,4 +1,5 @@
-//! The database schema, as sqlx migrations embedded from `infra/migrations`.
+//! The database schema, as sqlx migrations embedded from `infra/migrations`
+//! (beside this crate, not inside it: the schema is shared by every component).
 //!
 //! Every component's tables live there, numbered in the order they were
 //! added; `prescient migrate` and every long-running subcommand apply them on
@@ -15,7 +16,7 @@ pub enum MigrateError {
 }
 
 /// The embedded migrations.
-pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
 
 /// Applies every pending migration. Safe to call concurrently from several
 /// processes (sqlx takes an advisory lock) and on every start.
