@@ -113,6 +113,22 @@ impl ScalingAction {
     }
 }
 
+/// `text` as an SNS subject: printable ASCII on one line (anything else
+/// becomes `?`), under SNS's 100-character limit. Both functions title
+/// their messages with it.
+pub fn sns_subject(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_ascii_graphic() || c == ' ' {
+                c
+            } else {
+                '?'
+            }
+        })
+        .take(99)
+        .collect()
+}
+
 /// A short, stable name for a target: `nodegroup/{cluster}/{nodegroup}` or
 /// `deployment/{cluster}/{namespace}/{name}`.
 pub fn target_key(target: &Target) -> String {

@@ -112,16 +112,7 @@ impl Notice {
                 subject.clone().unwrap_or_else(|| "prescient notice".into())
             }
         };
-        s.chars()
-            .map(|c| {
-                if c.is_ascii_graphic() || c == ' ' {
-                    c
-                } else {
-                    '?'
-                }
-            })
-            .take(99)
-            .collect()
+        prescient_contracts::action::sns_subject(&s)
     }
 }
 

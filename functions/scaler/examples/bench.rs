@@ -24,7 +24,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use aws_sdk_eks::types::{NodegroupScalingConfig, VpcConfigRequest};
+use aws_sdk_eks::types::NodegroupScalingConfig;
 use chrono::Utc;
 use futures_util::StreamExt;
 use http_body_util::{BodyExt, Full};
@@ -34,7 +34,7 @@ use hyper_util::rt::TokioIo;
 use prescient_contracts::action::Outcome;
 use prescient_contracts::decision::{Mode, ScalingDecision, Target};
 use prescient_scaler::record::kafka_event;
-use prescient_scaler::testkit::{MotoServer, REGION};
+use prescient_scaler::testkit::{MotoServer, REGION, create_cluster};
 use prescient_scaler::{Config, Scaler};
 use uuid::Uuid;
 
@@ -289,17 +289,7 @@ async fn main() {
     let moto = MotoServer::start();
     let sdk = moto.sdk_config();
     let eks = aws_sdk_eks::Client::new(&sdk);
-    eks.create_cluster()
-        .name(CLUSTER)
-        .role_arn("arn:aws:iam::123456789012:role/eks-cluster")
-        .resources_vpc_config(
-            VpcConfigRequest::builder()
-                .subnet_ids("subnet-0a1b2c3d")
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap();
+    create_cluster(&sdk, CLUSTER).await;
     for i in 0..NODEGROUPS {
         eks.create_nodegroup()
             .cluster_name(CLUSTER)

@@ -173,6 +173,17 @@ pub fn parse_properties(value: &str) -> Result<Vec<(String, String)>, ConfigErro
         .collect()
 }
 
+/// A lookup over fixed `NAME, value` pairs, for `Config::from_lookup` in
+/// tests (either function's).
+pub fn lookup_pairs<'a>(pairs: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {
+    move |k| {
+        pairs
+            .iter()
+            .find(|(n, _)| *n == k)
+            .map(|(_, v)| v.to_string())
+    }
+}
+
 /// `true`/`false`, `1`/`0`, `yes`/`no` (any case).
 pub fn parse_bool(name: &'static str, value: &str) -> Result<bool, ConfigError> {
     match value.trim().to_ascii_lowercase().as_str() {
@@ -201,14 +212,9 @@ pub fn parse_positive(name: &'static str, value: &str) -> Result<u64, ConfigErro
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::HashMap;
 
     fn cfg(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
-        let m: HashMap<String, String> = pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        Config::from_lookup(|k| m.get(k).cloned())
+        Config::from_lookup(lookup_pairs(pairs))
     }
 
     #[test]

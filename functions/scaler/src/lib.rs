@@ -43,7 +43,8 @@
 //! Modules: [`config`] (environment), [`record`] (Kafka records in,
 //! partial-batch response out), [`plan`](mod@plan) (pure decision logic), `eks`
 //! (node groups, cluster access), `kube` (Deployment scale, EKS token),
-//! `publish` (SNS, Kafka), `handler` (the batch), [`error`] (retryable or not).
+//! `publish` (SNS, Kafka), `handler` (the batch), [`error`] (retryable or not),
+//! `lambda` (the runtime loop and logs both functions' `main` share).
 //! With the `testkit` feature, `testkit` starts a `moto_server` for tests.
 //!
 //! Features: `aws` (default) is the Lambda function itself (AWS SDK and
@@ -60,6 +61,8 @@ pub mod error;
 pub mod handler;
 #[cfg(feature = "aws")]
 pub mod kube;
+#[cfg(feature = "lambda")]
+pub mod lambda;
 pub mod plan;
 #[cfg(feature = "aws")]
 pub mod publish;

@@ -210,17 +210,12 @@ fn entry(index: usize, a: &ScalingAction) -> PublishBatchRequestEntry {
 /// An SNS subject (ASCII, one line, under 100 characters), e.g.
 /// `prescient checkout: clamped nodegroup/prod/web`.
 pub fn subject(a: &ScalingAction) -> String {
-    let s = format!("prescient {}: {} {}", a.service, a.outcome, a.target_key());
-    s.chars()
-        .map(|c| {
-            if c.is_ascii_graphic() || c == ' ' {
-                c
-            } else {
-                '?'
-            }
-        })
-        .take(99)
-        .collect()
+    prescient_contracts::action::sns_subject(&format!(
+        "prescient {}: {} {}",
+        a.service,
+        a.outcome,
+        a.target_key()
+    ))
 }
 
 #[cfg(test)]

@@ -193,3 +193,19 @@ pub async fn drain_queue(
         }
     }
 }
+
+/// Creates the EKS cluster `name` in moto (a placeholder role and subnet).
+pub async fn create_cluster(sdk: &SdkConfig, name: &str) {
+    aws_sdk_eks::Client::new(sdk)
+        .create_cluster()
+        .name(name)
+        .role_arn("arn:aws:iam::123456789012:role/eks-cluster")
+        .resources_vpc_config(
+            aws_sdk_eks::types::VpcConfigRequest::builder()
+                .subnet_ids("subnet-0a1b2c3d")
+                .build(),
+        )
+        .send()
+        .await
+        .expect("CreateCluster on moto");
+}

@@ -9,7 +9,6 @@ use std::sync::{Arc, Mutex};
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_credential_types::Credentials;
 use aws_credential_types::provider::SharedCredentialsProvider;
-use aws_sdk_eks::types::VpcConfigRequest;
 use chrono::Utc;
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
@@ -19,7 +18,7 @@ use prescient_contracts::action::Outcome;
 use prescient_contracts::decision::{Mode, ScalingDecision, Target};
 use prescient_scaler::kube::{ClusterAccess, TOKEN_PREFIX, token_url};
 use prescient_scaler::record::kafka_event;
-use prescient_scaler::testkit::MotoServer;
+use prescient_scaler::testkit::{MotoServer, create_cluster};
 use prescient_scaler::{Config, Scaler};
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::rustls::ServerConfig;
@@ -323,18 +322,7 @@ async fn unreachable_api_is_retried() {
 async fn cluster_access_comes_from_describe_cluster() {
     let moto = MotoServer::start();
     let sdk = moto.sdk_config();
-    aws_sdk_eks::Client::new(&sdk)
-        .create_cluster()
-        .name("prod")
-        .role_arn("arn:aws:iam::123456789012:role/eks-cluster")
-        .resources_vpc_config(
-            VpcConfigRequest::builder()
-                .subnet_ids("subnet-0a1b2c3d")
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap();
+    create_cluster(&sdk, "prod").await;
     // moto's cluster has an endpoint but a random (non-PEM) CA: the scaler
     // must refuse it, for good, rather than talk TLS to an unverified API.
     let scaler = Scaler::new(&sdk, Config::default()).unwrap();

@@ -4,12 +4,12 @@
 use std::time::Duration;
 
 use aws_config::SdkConfig;
-use aws_sdk_eks::types::{NodegroupScalingConfig, VpcConfigRequest};
+use aws_sdk_eks::types::NodegroupScalingConfig;
 use chrono::{DateTime, Utc};
 use prescient_contracts::action::{Outcome, ScalingAction};
 use prescient_contracts::decision::{Mode, ScalingDecision, Target};
 use prescient_scaler::record::kafka_event;
-use prescient_scaler::testkit::{MotoServer, drain_queue, subscribe_queue};
+use prescient_scaler::testkit::{MotoServer, create_cluster, drain_queue, subscribe_queue};
 use prescient_scaler::{Config, Scaler};
 use uuid::Uuid;
 
@@ -28,17 +28,7 @@ async fn setup() -> Env {
     let moto = MotoServer::start();
     let sdk = moto.sdk_config();
     let eks = aws_sdk_eks::Client::new(&sdk);
-    eks.create_cluster()
-        .name(CLUSTER)
-        .role_arn("arn:aws:iam::123456789012:role/eks-cluster")
-        .resources_vpc_config(
-            VpcConfigRequest::builder()
-                .subnet_ids("subnet-0a1b2c3d")
-                .build(),
-        )
-        .send()
-        .await
-        .expect("CreateCluster");
+    create_cluster(&sdk, CLUSTER).await;
     eks.create_nodegroup()
         .cluster_name(CLUSTER)
         .nodegroup_name(NODEGROUP)
