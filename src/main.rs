@@ -4,7 +4,7 @@
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 
-use prescient::{bench, dashboard, dataflow_cli, demo, produce};
+use prescient::{bench, dashboard, dataflow_cli, demo, forecaster_cli, produce};
 
 /// Prescient: stream analytics that scales services before the traffic arrives.
 #[derive(Parser)]
@@ -34,7 +34,7 @@ enum Command {
     /// Replay a series through a capacity model under a scaling policy.
     Simulate(prescient_forecaster::cli::SimulateArgs),
     /// Forecast every service each minute and plan capacity.
-    Forecaster(prescient_forecaster::cli::WorkerArgs),
+    Forecaster(forecaster_cli::WorkerArgs),
     /// Serve the dashboard: web app, JSON API and live updates.
     Dashboard(dashboard::DashboardArgs),
     /// Create, list and revoke the dashboard's API tokens.
@@ -182,7 +182,7 @@ fn main() -> anyhow::Result<()> {
         Command::Simulate(args) => prescient_forecaster::cli::simulate(args)?,
         Command::Forecaster(args) => {
             let rt = tokio::runtime::Runtime::new()?;
-            rt.block_on(prescient_forecaster::cli::worker(args))?
+            rt.block_on(forecaster_cli::run(args))?
         }
         Command::Dashboard(args) => {
             tokio::runtime::Runtime::new()?.block_on(dashboard::run(args))?

@@ -1,5 +1,7 @@
-//! Arguments and entry points of the forecaster's subcommands. The root
-//! `prescient` binary wires these in; keep the names stable.
+//! Arguments and entry points of the offline subcommands (`backtest`,
+//! `simulate`). The root `prescient` binary wires these in; keep the names
+//! stable. The worker's flags live in the binary (`prescient::forecaster_cli`)
+//! and resolve into [`crate::worker::WorkerConfig`].
 
 use crate::backtest::{self, BacktestOptions};
 use crate::select::{ModelKind, ModelsConfig};
@@ -20,9 +22,6 @@ pub enum CliError {
     /// The simulation failed.
     #[error(transparent)]
     Simulate(#[from] simulate::SimulateError),
-    /// The worker failed.
-    #[error(transparent)]
-    Worker(#[from] crate::worker::WorkerError),
     /// The policy or models file is invalid.
     #[error(transparent)]
     Config(#[from] crate::config::ConfigError),
@@ -169,9 +168,6 @@ pub struct SimulateArgs {
     pub models: ModelArgs,
 }
 
-/// `prescient forecaster`: the forecasting and planning worker.
-pub use crate::worker::WorkerArgs;
-
 /// candle parallelises every matrix product over all cores, which for the
 /// LSTM's tiny matrices costs more in thread wake-ups than it gains (2-3×
 /// slower on 2 cores). The offline commands run the models on one thread
@@ -278,15 +274,5 @@ pub fn simulate(args: SimulateArgs) -> Result<(), CliError> {
     );
     println!("scaling actions   {}", s.scaling_actions);
     println!("wrote {} and {}", args.output.display(), svg_path.display());
-    Ok(())
-}
-
-/// Runs the `prescient forecaster` worker until interrupted (Ctrl-C).
-pub async fn worker(args: WorkerArgs) -> Result<(), CliError> {
-    let config = args.into_config()?;
-    crate::worker::run_worker(config, async {
-        let _ = tokio::signal::ctrl_c().await;
-    })
-    .await?;
     Ok(())
 }
