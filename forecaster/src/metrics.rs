@@ -49,6 +49,8 @@ pub struct Metrics {
     pub alert_active: IntGaugeVec,
     /// `prescient_forecaster_alert_publish_errors_total`: alerts Kafka did not acknowledge.
     pub alert_publish_errors: IntCounter,
+    /// `prescient_forecaster_corrected_buckets_total`: buckets re-read after late events changed them.
+    pub corrected: IntCounter,
 }
 
 impl Metrics {
@@ -133,6 +135,10 @@ impl Metrics {
                 "prescient_forecaster_alert_publish_errors_total",
                 "Alerts that could not be published to Kafka",
             )?,
+            corrected: IntCounter::new(
+                "prescient_forecaster_corrected_buckets_total",
+                "Buckets re-read after late events changed their counts",
+            )?,
         };
         registry.register(Box::new(m.ticks.clone()))?;
         registry.register(Box::new(m.tick_errors.clone()))?;
@@ -150,6 +156,7 @@ impl Metrics {
         registry.register(Box::new(m.alerts.clone()))?;
         registry.register(Box::new(m.alert_active.clone()))?;
         registry.register(Box::new(m.alert_publish_errors.clone()))?;
+        registry.register(Box::new(m.corrected.clone()))?;
         Ok(m)
     }
 }

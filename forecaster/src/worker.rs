@@ -19,7 +19,11 @@
 //!
 //! **Per tick**, for each active service (a row within `active_min`
 //! minutes): new buckets are appended to its in-memory history (at most
-//! `history_days`), models are refitted every `retrain_every_min` minutes of
+//! `history_days`), buckets within the dataflow's lateness
+//! (`ingest_frontier.lateness_ms`) are read again and corrected where late
+//! events changed them (so refits and live accuracy use the final counts;
+//! the models' running state keeps what it absorbed until the next refit),
+//! models are refitted every `retrain_every_min` minutes of
 //! data (otherwise they only absorb the new values), the `auto` forecast is
 //! written to `forecasts`, the last hour's forecasts are scored against what
 //! arrived (`forecast_accuracy` and Prometheus), and, for services with a
@@ -205,6 +209,9 @@ pub struct TickReport {
     pub alerts: Vec<Alert>,
     /// Seconds spent forecasting (excluding fits and I/O).
     pub forecast_secs: f64,
+    /// Buckets already in a history whose count changed (late events),
+    /// re-read within the dataflow's lateness and corrected.
+    pub corrected: usize,
 }
 
 /// Live accuracy of a service's recent forecasts (the last `horizon` ticks'
@@ -314,6 +321,22 @@ impl ServiceState {
         }
     }
 
+    /// Replaces the value of an already appended bucket (a late event
+    /// changed its count); true when it changed.
+    fn correct(&mut self, minute: DateTime<Utc>, v: f64, step: TimeDelta) -> bool {
+        if minute > self.last_minute {
+            return false;
+        }
+        let back = ((self.last_minute - minute).num_seconds() / step.num_seconds().max(1)) as usize;
+        match self.values.len().checked_sub(1 + back) {
+            Some(i) if self.values[i] != v => {
+                self.values[i] = v;
+                true
+            }
+            _ => false,
+        }
+    }
+
     /// Appends `v` at bucket `minute`, zero-filling skipped buckets.
     fn push(&mut self, minute: DateTime<Utc>, v: f64, step: TimeDelta) {
         while self.last_minute + step < minute {
@@ -328,6 +351,16 @@ impl ServiceState {
         }
     }
 }
+
+/// `ingest_frontier`'s frontier, bucket range and lateness, and the newest
+/// bucket of `service_minute`.
+type FrontierRow = (
+    Option<i64>,
+    Option<i64>,
+    Option<i64>,
+    Option<i64>,
+    Option<DateTime<Utc>>,
+);
 
 /// Fewest scored forecast points before a high live error raises an alert.
 const MIN_ALERT_SAMPLES: usize = 30;
@@ -347,6 +380,9 @@ pub struct Worker {
     bucket: Bucket,
     /// The bucket came from the configuration (never adopt the dataflow's).
     bucket_fixed: bool,
+    /// The dataflow's allowed lateness (`ingest_frontier.lateness_ms`):
+    /// closed buckets this recent may still change and are re-read.
+    lateness: TimeDelta,
     /// Decisions planned for a bucket whose tick has not completed: a retry
     /// reuses them instead of planning again.
     planned: Option<(DateTime<Utc>, Vec<ScalingDecision>)>,
@@ -393,6 +429,7 @@ impl Worker {
             ticks: 0,
             bucket,
             planned: None,
+            lateness: TimeDelta::zero(),
         })
     }
 
@@ -410,19 +447,16 @@ impl Worker {
     /// dataflow's bucket length while none is configured and nothing was
     /// processed yet; a disagreement otherwise is an error.
     pub async fn latest_closed_minute(&mut self) -> Result<Option<DateTime<Utc>>, WorkerError> {
-        let (frontier, bmin, bmax, newest): (
-            Option<i64>,
-            Option<i64>,
-            Option<i64>,
-            Option<DateTime<Utc>>,
-        ) = sqlx::query_as(
+        let (frontier, bmin, bmax, lateness, newest): FrontierRow = sqlx::query_as(
             "SELECT (SELECT min(frontier_ms) FROM ingest_frontier WHERE frontier_ms IS NOT NULL),
                     (SELECT min(bucket_ms) FROM ingest_frontier),
                     (SELECT max(bucket_ms) FROM ingest_frontier),
+                    (SELECT max(lateness_ms) FROM ingest_frontier),
                     (SELECT max(minute) FROM service_minute)",
         )
         .fetch_one(&self.pool)
         .await?;
+        self.lateness = TimeDelta::milliseconds(lateness.unwrap_or(0).max(0));
         if let (Some(lo), Some(hi)) = (bmin, bmax) {
             if lo != hi {
                 return Err(WorkerError::Bucket(format!(
@@ -464,22 +498,34 @@ impl Worker {
             }
             None => minute - history,
         };
+        // Also re-read the buckets late events may still have changed.
+        let reread = if self.last_tick.is_some() {
+            from - self.lateness
+        } else {
+            from
+        };
         let rows: Vec<(String, DateTime<Utc>, i64)> = sqlx::query_as(
             "SELECT service, minute, requests FROM service_minute
              WHERE minute > $1 AND minute <= $2 ORDER BY service, minute",
         )
-        .bind(from)
+        .bind(reread)
         .bind(minute)
         .fetch_all(&self.pool)
         .await?;
+        let mut corrected = 0;
         for (service, m, requests) in rows {
             let st = self
                 .services
                 .entry(service)
                 .or_insert_with(|| ServiceState::new(m, step));
-            st.push(m, requests as f64, step);
-            st.last_seen = m;
+            if m <= st.last_minute {
+                corrected += usize::from(st.correct(m, requests as f64, step));
+            } else {
+                st.push(m, requests as f64, step);
+            }
+            st.last_seen = st.last_seen.max(m);
         }
+        self.metrics.corrected.inc_by(corrected as u64);
         let active = TimeDelta::minutes(i64::from(self.config.active_min));
         self.services
             .retain(|_, st| minute - st.last_seen <= active);
@@ -512,6 +558,7 @@ impl Worker {
             minute: Some(minute),
             fits,
             forecast_secs,
+            corrected,
             ..Default::default()
         };
         report.forecasts = self.write_forecasts(issued_at).await?;

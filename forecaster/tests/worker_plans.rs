@@ -474,3 +474,54 @@ async fn alerts_are_raised_once_with_hysteresis_on_the_notifier_topic() {
     assert!(got[0].message.contains("reactive fallback"), "{:?}", got[0]);
     assert!(got[1].message.contains("live MASE"), "{:?}", got[1]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn buckets_changed_by_late_events_are_read_again_within_the_lateness() {
+    let pg = PgInstance::start().await.expect("private PostgreSQL");
+    let pool = sqlx::PgPool::connect(&pg.url()).await.unwrap();
+    prescient_infra::migrate::run(&pool).await.unwrap();
+    let start: DateTime<Utc> = "2026-11-01T00:00:00Z".parse().unwrap();
+    insert(&pool, start, 1, 0, 200).await;
+    // The dataflow: 1-minute buckets, 10 minutes of lateness, frontier at 180.
+    sqlx::query(
+        "INSERT INTO ingest_frontier (topic, frontier_ms, bucket_ms, lateness_ms) VALUES ('user-events', $1, 60000, 600000)",
+    )
+    .bind((start + TimeDelta::minutes(180)).timestamp_millis())
+    .execute(&pool)
+    .await
+    .unwrap();
+    let mut cfg = config(pg.url());
+    cfg.models.models = vec![ModelKind::Naive];
+    let mut worker = Worker::connect(cfg).await.unwrap();
+    let m = worker.latest_closed_minute().await.unwrap().unwrap();
+    assert_eq!(m, start + TimeDelta::minutes(179));
+    assert_eq!(worker.tick(m).await.unwrap().corrected, 0);
+
+    // Late events raise minute 175 (inside the lateness) and 150 (outside:
+    // the dataflow would have refused them, so it is not read again).
+    sqlx::query("UPDATE service_minute SET requests = requests + 500 WHERE minute = ANY($1)")
+        .bind(vec![
+            start + TimeDelta::minutes(175),
+            start + TimeDelta::minutes(150),
+        ])
+        .execute(&pool)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE ingest_frontier SET frontier_ms = $1")
+        .bind((start + TimeDelta::minutes(181)).timestamp_millis())
+        .execute(&pool)
+        .await
+        .unwrap();
+    let m2 = worker.latest_closed_minute().await.unwrap().unwrap();
+    assert_eq!(m2, m + TimeDelta::minutes(1));
+    let r = worker.tick(m2).await.unwrap();
+    assert_eq!(r.corrected, 1, "{r:?}");
+    // Read again on the next tick, but unchanged: not counted twice.
+    sqlx::query("UPDATE ingest_frontier SET frontier_ms = $1")
+        .bind((start + TimeDelta::minutes(182)).timestamp_millis())
+        .execute(&pool)
+        .await
+        .unwrap();
+    let m3 = worker.latest_closed_minute().await.unwrap().unwrap();
+    assert_eq!(worker.tick(m3).await.unwrap().corrected, 0);
+}
