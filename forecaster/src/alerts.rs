@@ -7,7 +7,7 @@
 //! | --- | --- | --- |
 //! | live forecast error high | `forecast-error-high` | live MASE above the service policy's `max_live_mase` |
 //! | fallback to reactive | `fallback-reactive` | the service's decision was planned reactively although it has a forecast model (warm-up does not count) |
-//! | forecasts stale | `other` (message `forecasts stale: …`) | the service has enough history but no forecast from this bucket (fitting failed or keeps being deferred) |
+//! | forecasts stale | `other` (message `forecasts stale: …`) | no forecast from this bucket although the service had forecasts before, or its fit fails (a first fit only deferred by the fit budget is warm-up, not stale) |
 //!
 //! A condition raises its alert once after [`AlertConfig::fire_after`]
 //! consecutive bad buckets and clears after [`AlertConfig::clear_after`]
@@ -90,7 +90,8 @@ pub enum Condition {
     ErrorHigh,
     /// Planned reactively although a forecast model exists.
     Fallback,
-    /// No forecast from this bucket though there is enough history.
+    /// No forecast from this bucket although there were forecasts before,
+    /// or fitting fails.
     Stale,
 }
 

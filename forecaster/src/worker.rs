@@ -299,6 +299,8 @@ struct ServiceState {
     last_scale_up: Option<DateTime<Utc>>,
     recent_desired: VecDeque<(DateTime<Utc>, u32)>,
     alerts: ServiceAlerts,
+    /// Why the last fit failed, until one succeeds.
+    fit_error: Option<String>,
 }
 
 impl ServiceState {
@@ -318,6 +320,7 @@ impl ServiceState {
             last_scale_up: None,
             recent_desired: VecDeque::new(),
             alerts: ServiceAlerts::default(),
+            fit_error: None,
         }
     }
 
@@ -616,7 +619,6 @@ impl Worker {
         issued_at: DateTime<Utc>,
         decisions: &[ScalingDecision],
     ) -> Vec<Alert> {
-        let min_history = self.bucket.steps(self.config.min_history_min).max(4);
         let at = issued_at;
         let mut raised = vec![];
         for (name, st) in self.services.iter_mut() {
@@ -642,17 +644,19 @@ impl Worker {
             {
                 obs.fallback = Some(d.reason.clone());
             }
+            // Stale: forecasts stopped, or fitting fails. A first fit that
+            // is only deferred (the fit budget at start-up) is warm-up.
             let fresh = st.latest.as_ref().is_some_and(|f| f.issued_at == issued_at);
-            if st.values.len() >= min_history && !fresh {
-                obs.stale = Some(match &st.latest {
-                    Some(f) => format!(
-                        "no forecast for the bucket at {minute}; the last one was issued at {}",
-                        f.issued_at
+            if !fresh && (st.latest.is_some() || st.fit_error.is_some()) {
+                let last = st
+                    .latest
+                    .as_ref()
+                    .map_or("never".to_string(), |f| f.issued_at.to_rfc3339());
+                obs.stale = Some(match &st.fit_error {
+                    Some(e) => format!(
+                        "no forecast for the bucket at {minute} (last issued: {last}); fitting failed: {e}"
                     ),
-                    None => format!(
-                        "no forecast yet after {} buckets of history (fitting failed or was deferred)",
-                        st.values.len()
-                    ),
+                    None => format!("no forecast for the bucket at {minute} (last issued: {last})"),
                 });
             }
             let (new, cleared) = st.alerts.observe(name, &obs, at, self.config.alerts);
@@ -1007,6 +1011,7 @@ fn compute(
             match ens.fit(&st.values) {
                 Ok(_) => {
                     fits += 1;
+                    st.fit_error = None;
                     st.fitted_at = Some(minute);
                     let m = if st.values.len() > per_day + 1 {
                         per_day
@@ -1028,6 +1033,7 @@ fn compute(
                 Err(err) => {
                     errors += 1;
                     tracing::warn!(service = %name, error = %err, "fitting failed");
+                    st.fit_error = Some(err.to_string());
                     st.ens = None;
                     continue;
                 }

@@ -525,3 +525,33 @@ async fn buckets_changed_by_late_events_are_read_again_within_the_lateness() {
     let m3 = worker.latest_closed_minute().await.unwrap().unwrap();
     assert_eq!(worker.tick(m3).await.unwrap().corrected, 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_fit_raises_forecasts_stale_once() {
+    use prescient_contracts::action::AlertKind;
+    let pg = PgInstance::start().await.expect("private PostgreSQL");
+    let pool = sqlx::PgPool::connect(&pg.url()).await.unwrap();
+    prescient_infra::migrate::run(&pool).await.unwrap();
+    let start: DateTime<Utc> = "2026-11-01T00:00:00Z".parse().unwrap();
+    insert(&pool, start, 1, 0, 200).await;
+    // `profile` needs a day of history: with 3 hours every fit fails.
+    let mut cfg = config(pg.url());
+    cfg.models.models = vec![ModelKind::Profile];
+    let mut worker = Worker::connect(cfg).await.unwrap();
+    let mut raised = vec![];
+    for k in 0..6 {
+        let r = worker
+            .tick(start + TimeDelta::minutes(190 + k))
+            .await
+            .unwrap();
+        raised.extend(r.alerts.into_iter().map(|a| (k, a)));
+    }
+    assert_eq!(raised.len(), 1, "{raised:?}");
+    let (k, a) = &raised[0];
+    assert_eq!((*k, a.alert), (2, AlertKind::Other));
+    assert!(
+        a.message.starts_with("forecasts stale:") && a.message.contains("fitting failed"),
+        "{}",
+        a.message
+    );
+}
