@@ -132,4 +132,75 @@ mod tests {
             Cli::try_parse_from(["x", "--database-url", "u", "--models", "naive,nope"]).unwrap();
         assert!(bad.args.into_config().is_err());
     }
+
+    #[test]
+    fn backtest_and_simulate_flags_resolve_into_the_library_settings() {
+        use crate::forecaster_flags::{BacktestArgs, SimulateArgs};
+        use prescient_forecaster::simulate::Policy;
+        #[derive(Parser)]
+        struct B {
+            #[command(flatten)]
+            args: BacktestArgs,
+        }
+        #[derive(Parser)]
+        struct S {
+            #[command(flatten)]
+            args: SimulateArgs,
+        }
+        let b = B::try_parse_from([
+            "x",
+            "--csv",
+            "in.csv",
+            "--output",
+            "o.csv",
+            "--models",
+            "naive,profile",
+        ])
+        .unwrap()
+        .args
+        .resolve()
+        .unwrap();
+        assert_eq!((b.horizon, b.models.calibration_days), (12, 3.0));
+        assert_eq!(b.models.models, vec![ModelKind::Naive, ModelKind::Profile]);
+        let bad = B::try_parse_from(["x", "--csv", "i", "--output", "o", "--models", "naive,,x"])
+            .unwrap();
+        assert!(bad.args.resolve().is_err());
+        let s = S::try_parse_from([
+            "x",
+            "--csv",
+            "i",
+            "--output",
+            "o",
+            "--policy",
+            "predictive",
+            "--capacity",
+            "30",
+            "--lead",
+            "5",
+        ])
+        .unwrap()
+        .args
+        .resolve()
+        .unwrap();
+        assert_eq!(
+            (s.policy, s.headroom, s.floor_window),
+            (Policy::Predictive, 1.0, 60)
+        );
+        assert!(
+            S::try_parse_from([
+                "x",
+                "--csv",
+                "i",
+                "--output",
+                "o",
+                "--policy",
+                "hpa",
+                "--capacity",
+                "1",
+                "--lead",
+                "1"
+            ])
+            .is_err()
+        );
+    }
 }

@@ -4,7 +4,7 @@
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 
-use prescient::{bench, dashboard, dataflow_cli, demo, forecaster_cli, produce};
+use prescient::{bench, dashboard, dataflow_cli, demo, forecaster_cli, forecaster_flags, produce};
 
 /// Prescient: stream analytics that scales services before the traffic arrives.
 #[derive(Parser)]
@@ -30,9 +30,9 @@ enum Command {
     #[command(subcommand)]
     Bench(bench::BenchCommand),
     /// Rolling-origin backtest of the forecasting models on a timestamp,value CSV.
-    Backtest(prescient_forecaster::cli::BacktestArgs),
+    Backtest(forecaster_flags::BacktestArgs),
     /// Replay a series through a capacity model under a scaling policy.
-    Simulate(prescient_forecaster::cli::SimulateArgs),
+    Simulate(forecaster_flags::SimulateArgs),
     /// Forecast every service each minute and plan capacity.
     Forecaster(forecaster_cli::WorkerArgs),
     /// Serve the dashboard: web app, JSON API and live updates.
@@ -178,8 +178,12 @@ fn main() -> anyhow::Result<()> {
             }
         }
         Command::Bench(cmd) => bench::run(cmd)?,
-        Command::Backtest(args) => prescient_forecaster::cli::backtest(args)?,
-        Command::Simulate(args) => prescient_forecaster::cli::simulate(args)?,
+        Command::Backtest(args) => {
+            prescient_forecaster::cli::backtest(args.resolve().map_err(anyhow::Error::msg)?)?
+        }
+        Command::Simulate(args) => {
+            prescient_forecaster::cli::simulate(args.resolve().map_err(anyhow::Error::msg)?)?
+        }
         Command::Forecaster(args) => {
             let rt = tokio::runtime::Runtime::new()?;
             rt.block_on(forecaster_cli::run(args))?
