@@ -11,7 +11,7 @@
 //! | `broker` | an embedded Kafka-protocol broker | `prescient_infra::broker` |
 //! | `dashboard`, `token` | the dashboard server and its API tokens | [`dashboard`] |
 //! | `bench ingest`, `bench dashboard` | the ingest and dashboard benchmarks | [`mod@bench`], [`bench_dashboard`] |
-//! | `backtest`, `simulate`, `forecaster` | forecasting and capacity planning | `prescient_forecaster` |
+//! | `backtest`, `simulate`, `forecaster` | forecasting and capacity planning (flags: [`forecaster_flags`], worker: [`forecaster_cli`]) | `prescient_forecaster` |
 //!
 //! ```no_run
 //! // Produce 1,000 seeded events to a broker, then stop.
@@ -29,6 +29,8 @@ pub mod connect_args;
 pub mod dashboard;
 pub mod dataflow_cli;
 pub mod demo;
+pub mod forecaster_cli;
+pub mod forecaster_flags;
 pub mod produce;
 
 /// Installs a tracing subscriber: `RUST_LOG` filters (default `info`),

@@ -4,7 +4,7 @@
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 
-use prescient::{bench, dashboard, dataflow_cli, demo, produce};
+use prescient::{bench, dashboard, dataflow_cli, demo, forecaster_cli, forecaster_flags, produce};
 
 /// Prescient: stream analytics that scales services before the traffic arrives.
 #[derive(Parser)]
@@ -30,25 +30,16 @@ enum Command {
     #[command(subcommand)]
     Bench(bench::BenchCommand),
     /// Rolling-origin backtest of the forecasting models on a timestamp,value CSV.
-    Backtest(prescient_forecaster::cli::BacktestArgs),
+    Backtest(forecaster_flags::BacktestArgs),
     /// Replay a series through a capacity model under a scaling policy.
-    Simulate(prescient_forecaster::cli::SimulateArgs),
+    Simulate(forecaster_flags::SimulateArgs),
     /// Forecast every service each minute and plan capacity.
-    Forecaster(ForecasterArgs),
+    Forecaster(forecaster_cli::WorkerArgs),
     /// Serve the dashboard: web app, JSON API and live updates.
     Dashboard(dashboard::DashboardArgs),
     /// Create, list and revoke the dashboard's API tokens.
     #[command(subcommand)]
     Token(dashboard::TokenCommand),
-}
-
-/// `prescient forecaster`: the worker's flags and the Kafka security flags.
-#[derive(clap::Args)]
-struct ForecasterArgs {
-    #[command(flatten)]
-    worker: prescient_forecaster::cli::WorkerArgs,
-    #[command(flatten)]
-    kafka: prescient::connect_args::KafkaSecurityArgs,
 }
 
 #[derive(clap::Args)]
@@ -189,16 +180,15 @@ fn main() -> anyhow::Result<()> {
             }
         }
         Command::Bench(cmd) => bench::run(cmd)?,
-        Command::Backtest(args) => prescient_forecaster::cli::backtest(args)?,
-        Command::Simulate(args) => prescient_forecaster::cli::simulate(args)?,
+        Command::Backtest(args) => {
+            prescient_forecaster::cli::backtest(args.resolve().map_err(anyhow::Error::msg)?)?
+        }
+        Command::Simulate(args) => {
+            prescient_forecaster::cli::simulate(args.resolve().map_err(anyhow::Error::msg)?)?
+        }
         Command::Forecaster(args) => {
-            prescient::connect_args::check_database_url(&args.worker.database_url)?;
-            let mut config = args.worker.into_config()?;
-            config.kafka_security = args.kafka.security();
             let rt = tokio::runtime::Runtime::new()?;
-            rt.block_on(prescient_forecaster::worker::run_worker(config, async {
-                let _ = tokio::signal::ctrl_c().await;
-            }))?
+            rt.block_on(forecaster_cli::run(args))?
         }
         Command::Dashboard(args) => {
             prescient::connect_args::check_database_url(&args.database_url)?;

@@ -18,7 +18,9 @@
 //! Lambda; with `retryable: false` it never will be.
 //!
 //! The forecaster's operational alerts ([`Alert`]) travel on the same SNS
-//! topic so the notifier can announce both.
+//! topic and on the Kafka topic `scaling-actions` (key = service) so the
+//! notifier can announce both; a consumer of `scaling-actions` tells them
+//! apart by the `outcome` (action) or `alert` (alert) field.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};

@@ -30,5 +30,7 @@ pub const USER_EVENTS_TOPIC: &str = "user-events";
 pub const DEAD_LETTER_TOPIC: &str = "user-events-dlq";
 /// Kafka topic the forecaster publishes scaling decisions to.
 pub const SCALING_DECISIONS_TOPIC: &str = "scaling-decisions";
-/// Kafka topic the scaler publishes what it did with each decision to.
+/// Kafka topic the scaler publishes what it did with each decision to
+/// ([`action::ScalingAction`]); the forecaster publishes its
+/// [`action::Alert`]s there too, for the notifier.
 pub const SCALING_ACTIONS_TOPIC: &str = "scaling-actions";

@@ -1,6 +1,7 @@
 //! The `backtest` and `simulate` commands without the rest of the
-//! `prescient` binary (same code, same flags), for benchmarking this crate
-//! alone:
+//! `prescient` binary (same code, same flags: the flag definitions are the
+//! binary's `src/forecaster_flags.rs`, included here by path), for
+//! benchmarking this crate alone:
 //!
 //! ```text
 //! cargo run --release -p prescient-forecaster --example forecaster_cli -- backtest --csv FILE --horizon 12 --output OUT.csv
@@ -11,6 +12,10 @@
 use clap::{Parser, Subcommand};
 use prescient_forecaster::cli;
 
+#[path = "../../src/forecaster_flags.rs"]
+#[allow(dead_code)]
+mod forecaster_flags;
+
 #[derive(Parser)]
 struct Cli {
     #[command(subcommand)]
@@ -20,14 +25,15 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Rolling-origin backtest.
-    Backtest(cli::BacktestArgs),
+    Backtest(forecaster_flags::BacktestArgs),
     /// Policy simulation.
-    Simulate(cli::SimulateArgs),
+    Simulate(forecaster_flags::SimulateArgs),
 }
 
-fn main() -> Result<(), cli::CliError> {
+fn main() -> Result<(), Box<dyn std::error::Error>> {
     match Cli::parse().command {
-        Command::Backtest(a) => cli::backtest(a),
-        Command::Simulate(a) => cli::simulate(a),
+        Command::Backtest(a) => cli::backtest(a.resolve()?)?,
+        Command::Simulate(a) => cli::simulate(a.resolve()?)?,
     }
+    Ok(())
 }

@@ -7,8 +7,10 @@
 //! they cover, and a restart seeks to them (consumer-group commits are not
 //! used). Each stored action also sends `NOTIFY prescient_actions` inside
 //! that transaction. A decision handled twice (Lambda retried it) keeps its
-//! latest outcome. A message that is not a `ScalingAction` is logged,
-//! counted in [`ActionsConsumer::undecodable`] and skipped.
+//! latest outcome. The worker's own alerts ([`prescient_contracts::action::Alert`],
+//! published on this topic for the notifier) are skipped; any other message
+//! that is not a `ScalingAction` is logged, counted in
+//! [`ActionsConsumer::undecodable`] and skipped.
 //!
 //! The worker runs it beside its ticks when it has `--brokers`
 //! ([`crate::worker::run_worker`]).
@@ -182,8 +184,11 @@ fn run(
                 }
                 Some(Ok(m)) => {
                     next.insert(m.partition(), m.offset() + 1);
-                    match serde_json::from_slice::<ScalingAction>(m.payload().unwrap_or_default()) {
+                    let payload = m.payload().unwrap_or_default();
+                    match serde_json::from_slice::<ScalingAction>(payload) {
                         Ok(a) => batch.push(a),
+                        // The worker's own alerts share the topic (for the notifier).
+                        Err(_) if is_alert(payload) => {}
                         Err(e) => {
                             undecodable.fetch_add(1, Ordering::Relaxed);
                             tracing::warn!(error = %e, partition = m.partition(), offset = m.offset(),
@@ -212,6 +217,12 @@ fn run(
         stored.fetch_add(batch.len() as u64, Ordering::Relaxed);
     }
     Ok(())
+}
+
+/// Whether a message is an [`prescient_contracts::action::Alert`] (the
+/// worker publishes them on the same topic for the notifier).
+fn is_alert(payload: &[u8]) -> bool {
+    serde_json::from_slice::<prescient_contracts::action::Alert>(payload).is_ok()
 }
 
 /// Stores `actions` and the offsets past them in one transaction, with a

@@ -1,5 +1,8 @@
-//! Arguments and entry points of the forecaster's subcommands. The root
-//! `prescient` binary wires these in; keep the names stable.
+//! Entry points of the offline subcommands (`backtest`, `simulate`), driven
+//! by plain settings structs. The flags live in the binary
+//! (`src/forecaster_flags.rs`, `src/forecaster_cli.rs` for the worker) and
+//! resolve into [`BacktestCommand`], [`SimulateCommand`] and
+//! [`crate::worker::WorkerConfig`]; this crate has no flag types.
 
 use crate::backtest::{self, BacktestOptions};
 use crate::select::{ModelKind, ModelsConfig};
@@ -20,9 +23,6 @@ pub enum CliError {
     /// The simulation failed.
     #[error(transparent)]
     Simulate(#[from] simulate::SimulateError),
-    /// The worker failed.
-    #[error(transparent)]
-    Worker(#[from] crate::worker::WorkerError),
     /// The policy or models file is invalid.
     #[error(transparent)]
     Config(#[from] crate::config::ConfigError),
@@ -46,33 +46,25 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> CliError + '_ {
     }
 }
 
-/// Model selection flags shared by `backtest` and `simulate`.
-#[derive(Debug, Clone, clap::Args)]
-pub struct ModelArgs {
-    /// Comma-separated models: naive, snaive_daily, snaive_weekly, ets, profile, lstm.
-    #[arg(
-        long,
-        default_value = "naive,snaive_daily,snaive_weekly,ets,profile,lstm"
-    )]
-    pub models: String,
+/// Model selection shared by `backtest` and `simulate` (the binary's
+/// `--models`, `--seed`, … flags resolve into this).
+#[derive(Debug, Clone)]
+pub struct ModelSelection {
+    /// Members of the ensemble.
+    pub models: Vec<ModelKind>,
     /// Seed of the LSTM's initialisation and batch order.
-    #[arg(long, default_value_t = 42)]
     pub seed: u64,
     /// Warm-up in points before the first forecast (default: 8 days or half the series).
-    #[arg(long)]
     pub warmup: Option<usize>,
     /// Use only the first DAYS days of the series (default: all of it).
-    #[arg(long)]
     pub days: Option<f64>,
     /// Days of rolling-origin evaluation per fit (model choice and intervals).
-    #[arg(long, default_value_t = 3.0)]
     pub calibration_days: f64,
     /// Show no progress bar.
-    #[arg(long)]
     pub quiet: bool,
 }
 
-impl ModelArgs {
+impl ModelSelection {
     fn read(&self, path: &Path) -> Result<Series, CliError> {
         let s = Series::from_csv_path(path)?;
         Ok(match self.days {
@@ -85,7 +77,10 @@ impl ModelArgs {
     }
 
     fn config(&self) -> Result<ModelsConfig, CliError> {
-        let models = ModelKind::parse_list(&self.models).map_err(CliError::Usage)?;
+        let models = self.models.clone();
+        if models.is_empty() {
+            return Err(CliError::Usage("no models selected".into()));
+        }
         if self.calibration_days.is_nan() || self.calibration_days <= 0.0 {
             return Err(CliError::Usage("--calibration-days must be > 0".into()));
         }
@@ -100,77 +95,55 @@ impl ModelArgs {
 }
 
 /// `prescient backtest`: rolling-origin forecasts of a `timestamp,value` CSV.
-#[derive(Debug, clap::Args)]
-pub struct BacktestArgs {
+#[derive(Debug, Clone)]
+pub struct BacktestCommand {
     /// Input series (`timestamp,value`, fixed interval, e.g. 1 or 5 minutes).
-    #[arg(long)]
     pub csv: PathBuf,
     /// Forecast horizon in steps of the series' interval.
-    #[arg(long, default_value_t = 12)]
     pub horizon: usize,
     /// Output CSV: `origin,target,horizon,model,p10,p50,p90`.
-    #[arg(long)]
     pub output: PathBuf,
     /// Refit every this many points (default: one day).
-    #[arg(long)]
     pub refit_every: Option<usize>,
     /// Write rows only for every this many origins (scores cover all).
-    #[arg(long, default_value_t = 1)]
     pub output_every: usize,
-    #[command(flatten)]
     /// Model selection.
-    pub models: ModelArgs,
+    pub models: ModelSelection,
 }
 
 /// `prescient simulate`: replay a series as demand through a scaling policy.
-#[derive(Debug, clap::Args)]
-pub struct SimulateArgs {
+#[derive(Debug, Clone)]
+pub struct SimulateCommand {
     /// Input series (`timestamp,value`): requests per interval.
-    #[arg(long)]
     pub csv: PathBuf,
     /// Scaling policy.
-    #[arg(long, value_enum)]
     pub policy: Policy,
     /// Requests per interval one replica serves at 100%.
-    #[arg(long)]
     pub capacity: f64,
     /// Minutes from requesting a replica until it is ready.
-    #[arg(long)]
     pub lead: f64,
     /// Minimum replicas.
-    #[arg(long, default_value_t = 1)]
     pub min: u32,
     /// Maximum replicas.
-    #[arg(long, default_value_t = 100)]
     pub max: u32,
     /// Target utilisation of `reactive` (and of `predictive` during its warm-up).
-    #[arg(long, default_value_t = 0.7)]
     pub target_utilization: f64,
     /// Utilisation `predictive` sizes its p90 forecast at (1.0: the p90 is the headroom).
-    #[arg(long, default_value_t = 1.0)]
     pub predictive_utilization: f64,
     /// The plan's headroom: it sizes for p50 + HEADROOM × (p90 − p50)
     /// (1.0: the p90; lower is cheaper and leaves more to the floor).
-    #[arg(long, default_value_t = 1.0)]
     pub headroom: f64,
     /// Target utilisation of `predictive`'s reactive floor (an HPA of its
     /// own); equal to --target-utilization makes it the HPA itself.
-    #[arg(long, default_value_t = 0.7)]
     pub floor_utilization: f64,
     /// Seconds the reactive floor keeps replicas after the demand that
     /// asked for them fell (the HPA's scale-down window is 300).
-    #[arg(long, default_value_t = 60)]
     pub floor_window: u32,
     /// Output CSV; an SVG chart is written beside it (same name, `.svg`).
-    #[arg(long)]
     pub output: PathBuf,
-    #[command(flatten)]
     /// Model selection (for `predictive`).
-    pub models: ModelArgs,
+    pub models: ModelSelection,
 }
-
-/// `prescient forecaster`: the forecasting and planning worker.
-pub use crate::worker::WorkerArgs;
 
 /// candle parallelises every matrix product over all cores, which for the
 /// LSTM's tiny matrices costs more in thread wake-ups than it gains (2-3×
@@ -186,7 +159,7 @@ fn single_threaded_candle() {
 }
 
 /// Runs `prescient backtest`.
-pub fn backtest(args: BacktestArgs) -> Result<(), CliError> {
+pub fn backtest(args: BacktestCommand) -> Result<(), CliError> {
     single_threaded_candle();
     let series = args.models.read(&args.csv)?;
     let opts = BacktestOptions {
@@ -222,7 +195,7 @@ pub fn backtest(args: BacktestArgs) -> Result<(), CliError> {
 }
 
 /// Runs `prescient simulate`.
-pub fn simulate(args: SimulateArgs) -> Result<(), CliError> {
+pub fn simulate(args: SimulateCommand) -> Result<(), CliError> {
     single_threaded_candle();
     let series = args.models.read(&args.csv)?;
     if args.lead.is_nan() || args.lead < 0.0 {
@@ -278,15 +251,5 @@ pub fn simulate(args: SimulateArgs) -> Result<(), CliError> {
     );
     println!("scaling actions   {}", s.scaling_actions);
     println!("wrote {} and {}", args.output.display(), svg_path.display());
-    Ok(())
-}
-
-/// Runs the `prescient forecaster` worker until interrupted (Ctrl-C).
-pub async fn worker(args: WorkerArgs) -> Result<(), CliError> {
-    let config = args.into_config()?;
-    crate::worker::run_worker(config, async {
-        let _ = tokio::signal::ctrl_c().await;
-    })
-    .await?;
     Ok(())
 }

@@ -11,8 +11,9 @@
 //! * [`backtest`] and [`simulate`] (with the Kubernetes HPA in [`hpa`]) are
 //!   the offline commands; [`planner`] turns a forecast and a
 //!   [`config::ServicePolicy`] into a [`prescient_contracts::decision::ScalingDecision`];
-//!   [`worker`] runs it all against PostgreSQL and Kafka; [`metrics`] lists
-//!   the Prometheus series.
+//!   [`worker`] runs it all against PostgreSQL and Kafka (planning from the
+//!   sizes the scaler reports, recorded by [`actions`]) and raises
+//!   [`alerts`] with hysteresis; [`metrics`] lists the Prometheus series.
 //!
 //! Forecasting a series:
 //!
@@ -54,6 +55,7 @@
 //! and the metrics.
 
 pub mod actions;
+pub mod alerts;
 pub mod backtest;
 pub mod cli;
 pub mod config;

@@ -1,7 +1,8 @@
 //! Prometheus metrics of the forecaster worker (all prefixed `prescient_`).
 
 use prometheus::{
-    Gauge, GaugeVec, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
+    Gauge, GaugeVec, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec,
+    Opts, Registry,
 };
 
 /// Errors registering metrics.
@@ -41,6 +42,15 @@ pub struct Metrics {
     pub desired: GaugeVec,
     /// `prescient_scaling_publish_errors_total`: decisions not delivered to Kafka.
     pub publish_errors: IntCounter,
+    /// `prescient_forecaster_alerts_total{kind}`: alerts raised (`forecast-error-high`,
+    /// `fallback-reactive`, `forecasts-stale`).
+    pub alerts: IntCounterVec,
+    /// `prescient_forecaster_alert_active{service,kind}`: 1 while an alert is raised.
+    pub alert_active: IntGaugeVec,
+    /// `prescient_forecaster_alert_publish_errors_total`: alerts Kafka did not acknowledge.
+    pub alert_publish_errors: IntCounter,
+    /// `prescient_forecaster_corrected_buckets_total`: buckets re-read after late events changed them.
+    pub corrected: IntCounter,
 }
 
 impl Metrics {
@@ -110,6 +120,25 @@ impl Metrics {
                 "prescient_scaling_publish_errors_total",
                 "Decisions that could not be published to Kafka",
             )?,
+            alerts: IntCounterVec::new(
+                Opts::new("prescient_forecaster_alerts_total", "Alerts raised"),
+                &["kind"],
+            )?,
+            alert_active: IntGaugeVec::new(
+                Opts::new(
+                    "prescient_forecaster_alert_active",
+                    "1 while an alert is raised for a service",
+                ),
+                &["service", "kind"],
+            )?,
+            alert_publish_errors: IntCounter::new(
+                "prescient_forecaster_alert_publish_errors_total",
+                "Alerts that could not be published to Kafka",
+            )?,
+            corrected: IntCounter::new(
+                "prescient_forecaster_corrected_buckets_total",
+                "Buckets re-read after late events changed their counts",
+            )?,
         };
         registry.register(Box::new(m.ticks.clone()))?;
         registry.register(Box::new(m.tick_errors.clone()))?;
@@ -124,6 +153,10 @@ impl Metrics {
         registry.register(Box::new(m.decisions.clone()))?;
         registry.register(Box::new(m.desired.clone()))?;
         registry.register(Box::new(m.publish_errors.clone()))?;
+        registry.register(Box::new(m.alerts.clone()))?;
+        registry.register(Box::new(m.alert_active.clone()))?;
+        registry.register(Box::new(m.alert_publish_errors.clone()))?;
+        registry.register(Box::new(m.corrected.clone()))?;
         Ok(m)
     }
 }

@@ -13,6 +13,13 @@
 //!    within that window; every change is at most `max_step`; the result is
 //!    clamped to `[min, max]`.
 //!
+//! Steps 1 (the ±10% band) and 4 measure from the target's actual size
+//! ([`PlanInput::current`], which the worker reads from the scaler's
+//! outcomes). While that size is unknown (no outcome yet) they are skipped:
+//! the decision goes straight to the planned size within `[min, max]`,
+//! reports `current` as `min`, and its reason says so. Measuring a step from
+//! a guessed size could shrink a target that is really larger.
+//!
 //! The planner is a pure function: the same input gives the same decision,
 //! including its id (a UUID v5 of service and issue time).
 
@@ -55,8 +62,9 @@ pub struct PlanInput {
     pub policy_name: String,
     /// Decision time.
     pub now: DateTime<Utc>,
-    /// Size the target has now (last decided size, or min when unknown).
-    pub current: u32,
+    /// Size the target has now, in the target's unit (the scaler's latest
+    /// outcome for it); `None` while unknown.
+    pub current: Option<u32>,
     /// Requests in the last closed minute.
     pub last_minute_requests: f64,
     /// The latest forecast.
@@ -82,7 +90,8 @@ pub fn plan(input: &PlanInput, policy: &ServicePolicy) -> ScalingDecision {
     );
     let cap = policy.capacity_per_replica.max(1e-9);
     let replicas = |rpm: f64| ((rpm / cap).ceil().max(0.0)).min(f64::from(u32::MAX)) as u32;
-    let current = input.current;
+    let known = input.current;
+    let current = known.unwrap_or(min);
 
     let fallback = match &input.forecast {
         None => Some("no forecast".to_string()),
@@ -143,7 +152,7 @@ pub fn plan(input: &PlanInput, policy: &ServicePolicy) -> ScalingDecision {
         (why, _) => {
             let need = to_unit(replicas(input.last_minute_requests));
             let ratio = f64::from(need) / f64::from(current.max(1));
-            let keep = current > 0 && (ratio - 1.0).abs() <= 0.1;
+            let keep = known.is_some() && current > 0 && (ratio - 1.0).abs() <= 0.1;
             let r = if keep { current } else { need };
             (
                 r,
@@ -158,7 +167,9 @@ pub fn plan(input: &PlanInput, policy: &ServicePolicy) -> ScalingDecision {
     };
 
     let mut desired = raw;
-    if desired < current {
+    if known.is_none() {
+        reason.push_str("; size unknown (no scaler outcome yet): no step limit or scale-in hold");
+    } else if desired < current {
         let window = TimeDelta::minutes(i64::from(policy.scale_in_stabilization_min));
         if input.last_scale_up.is_some_and(|t| input.now - t < window) {
             desired = current;
@@ -181,7 +192,9 @@ pub fn plan(input: &PlanInput, policy: &ServicePolicy) -> ScalingDecision {
         }
     }
     let step = policy.max_step.max(1);
-    if desired > current.saturating_add(step) {
+    if known.is_none() {
+        // Nothing to measure a step from.
+    } else if desired > current.saturating_add(step) {
         desired = current.saturating_add(step);
         reason.push_str(&format!("; step limited to +{step}"));
     } else if desired < current.saturating_sub(step) {
@@ -238,7 +251,7 @@ mod tests {
             service: "checkout".into(),
             policy_name: "checkout".into(),
             now: t(now),
-            current,
+            current: Some(current),
             last_minute_requests: 500.0,
             forecast: fc,
             last_scale_up: None,
@@ -288,9 +301,35 @@ mod tests {
         assert_eq!((d.desired, d.min, d.max), (3, 1, 10)); // 12 replicas / 4
     }
 
+    #[test]
+    fn unknown_size_is_not_step_limited_and_reports_min() {
+        let p = ServicePolicy {
+            max_step: 2,
+            min_replicas: 3,
+            ..Default::default()
+        };
+        let mut i = input(10, 5, Some(forecast(10, 1000.0)));
+        assert_eq!(plan(&i, &p).desired, 7, "known size 5: +2 at most");
+        i.current = None;
+        i.last_scale_up = Some(t(9));
+        let d = plan(&i, &p);
+        assert_eq!((d.current, d.desired), (3, 12), "{}", d.reason);
+        assert!(d.reason.contains("size unknown"), "{}", d.reason);
+        // A forecast below a large unknown size is not held by stabilisation.
+        let d = plan(&input_unknown(10, Some(forecast(10, 100.0))), &p);
+        assert_eq!(d.desired, 3);
+    }
+
+    fn input_unknown(now: i64, fc: Option<ForecastView>) -> PlanInput {
+        let mut i = input(now, 0, fc);
+        i.current = None;
+        i.recent_desired = vec![(t(now - 1), 15)];
+        i
+    }
+
     fn arb_input() -> impl Strategy<Value = (PlanInput, ServicePolicy)> {
         (
-            0u32..60,
+            proptest::option::weighted(0.9, 0u32..60),
             0.0f64..20_000.0,
             proptest::option::of((
                 0i64..10,
@@ -317,7 +356,8 @@ mod tests {
                         f.live_mase = mase;
                         f
                     });
-                    let mut i = input(now, current, forecast);
+                    let mut i = input(now, 0, forecast);
+                    i.current = current;
                     i.last_minute_requests = last;
                     i.last_scale_up = up.map(t);
                     i.recent_desired = recent.into_iter().map(|(m, d)| (t(m), d)).collect();
@@ -352,8 +392,8 @@ mod tests {
         fn no_scale_in_inside_the_stabilisation_window((i, p) in arb_input()) {
             let d = plan(&i, &p);
             let recent_up = i.last_scale_up.is_some_and(|u| i.now - u < TimeDelta::minutes(i64::from(p.scale_in_stabilization_min)));
-            if recent_up && i.current >= d.min && i.current <= d.max {
-                prop_assert!(d.desired >= i.current, "{d:?}");
+            if let Some(c) = i.current.filter(|c| recent_up && *c >= d.min && *c <= d.max) {
+                prop_assert!(d.desired >= c, "{d:?}");
             }
         }
 
@@ -375,9 +415,16 @@ mod tests {
         #[test]
         fn step_is_bounded_when_current_is_in_bounds((i, p) in arb_input()) {
             let d = plan(&i, &p);
-            if i.current >= d.min && i.current <= d.max {
-                prop_assert!(d.desired.abs_diff(i.current) <= p.max_step, "{d:?}");
+            if let Some(c) = i.current.filter(|c| *c >= d.min && *c <= d.max) {
+                prop_assert!(d.desired.abs_diff(c) <= p.max_step, "{d:?}");
             }
+        }
+
+        #[test]
+        fn unknown_size_reports_min((mut i, p) in arb_input()) {
+            i.current = None;
+            let d = plan(&i, &p);
+            prop_assert_eq!(d.current, d.min);
         }
     }
 }

@@ -52,7 +52,7 @@ pub enum SimulateError {
 }
 
 /// Which policy to simulate.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Policy {
     /// Kubernetes HPA with its defaults.
     Reactive,

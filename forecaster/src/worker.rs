@@ -1,35 +1,69 @@
-//! The `prescient forecaster` worker: every time a minute closes in
-//! `service_minute`, forecast every active service 1..60 minutes ahead,
-//! track live accuracy, plan capacity and publish the decisions.
+//! The `prescient forecaster` worker: every time a bucket (a minute by
+//! default) closes in `service_minute`, forecast every active service up to
+//! an hour ahead, track live accuracy, plan capacity and publish the
+//! decisions.
 //!
-//! A minute is closed when the dataflow's frontier (`ingest_frontier`) has
-//! passed its end; without a frontier row, every minute before the newest
-//! one in `service_minute` is taken as closed. The worker polls for that
-//! (default every 5 s). Minutes without a row count as zero requests.
+//! **When.** A bucket is closed when the dataflow's frontier
+//! (`ingest_frontier`) has passed its end; without a frontier row, every
+//! bucket before the newest one in `service_minute` is taken as closed. The
+//! worker wakes on `NOTIFY prescient_frontier` (the dataflow sends it when
+//! its frontier moves) and, as a fallback for a lost notification or a
+//! missing dataflow, polls every `poll_interval` (default 30 s). Buckets
+//! without a row count as zero requests.
 //!
-//! Per tick, for each active service (a row within `active_min` minutes):
-//! new minutes are appended to its in-memory history (at most
-//! `history_days`), models are refitted every `retrain_every_min` minutes of
+//! **Bucket length.** [`WorkerConfig::bucket`], or, when unset, the
+//! `bucket_ms` the dataflow records in `ingest_frontier` (one minute when
+//! there is none yet). It must be a whole number of minutes that divides a
+//! day; horizons, seasons and the history are counted in buckets, and
+//! forecast horizons are recorded in minutes (`horizon_min` = k × bucket).
+//!
+//! **Per tick**, for each active service (a row within `active_min`
+//! minutes): new buckets are appended to its in-memory history (at most
+//! `history_days`), buckets within the dataflow's lateness
+//! (`ingest_frontier.lateness_ms`) are read again and corrected where late
+//! events changed them (so refits and live accuracy use the final counts;
+//! the models' running state keeps what it absorbed until the next refit),
+//! models are refitted every `retrain_every_min` minutes of
 //! data (otherwise they only absorb the new values), the `auto` forecast is
 //! written to `forecasts`, the last hour's forecasts are scored against what
 //! arrived (`forecast_accuracy` and Prometheus), and, for services with a
 //! policy, the planner's decision is written to `scaling_decisions` and
 //! published on `scaling-decisions`. A failed tick (PostgreSQL or Kafka
-//! down) is retried on the next poll; nothing is skipped.
+//! down) is retried; nothing is skipped.
 //!
-//! Decision and forecast times are data time: `issued_at` is the end of the
-//! last closed minute. Decision ids are UUID v5 of service and `issued_at`,
-//! so a repeated tick writes nothing twice.
+//! **The size planned from** (`current`) is the target's actual size as the
+//! scaler last reported it: the newest row in `scaling_actions` for the
+//! service *and its policy's target* (recorded from the `scaling-actions`
+//! topic by [`crate::actions`]). For `applied`, `clamped` and `unchanged`
+//! that is the size set (`applied`); for `dry-run` it is the size the
+//! scaler would have set, so dry-run decisions show what apply mode would
+//! do; for `failed` and `skipped-*` outcomes it is the size the scaler saw
+//! before (`previous`). With no such row yet the size is unknown: the
+//! planner then applies no step limit or scale-in hold and reports
+//! `current` as the policy's minimum (see [`crate::planner`]).
+//!
+//! **Exactly one payload per decision.** Decision and forecast times are
+//! data time: `issued_at` is the end of the last closed bucket, and a
+//! decision's id is a UUID v5 of service and `issued_at`. A bucket is
+//! planned once: when its tick fails after planning, the retry reuses the
+//! planned decisions. What is published is the payload stored in
+//! `scaling_decisions` (the first write wins, `ON CONFLICT DO NOTHING`) and
+//! only while it is not yet marked published, so a restarted worker that
+//! plans the same bucket differently never sends a second payload under
+//! the same id.
 
+use crate::alerts::{AlertConfig, Condition, Observation, ServiceAlerts};
 use crate::config::{ConfigError, Policies};
 use crate::metrics::{Metrics, MetricsError};
 use crate::models::Quantiles;
 use crate::planner::{self, ForecastPoint, ForecastView, PlanInput};
 use crate::select::{Ensemble, ModelKind, ModelsConfig};
 use chrono::{DateTime, TimeDelta, Utc};
-use prescient_contracts::decision::{Mode, ScalingDecision};
+use prescient_contracts::action::Alert;
+use prescient_contracts::decision::{Mode, ScalingDecision, Target};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use sqlx::PgPool;
+use sqlx::postgres::PgListener;
 use std::collections::{BTreeMap, VecDeque};
 use std::future::Future;
 use std::net::SocketAddr;
@@ -66,6 +100,9 @@ pub enum WorkerError {
     /// The scaling-actions consumer could not start.
     #[error(transparent)]
     Actions(#[from] crate::actions::ActionsError),
+    /// The bucket length is not usable, or disagrees with the dataflow's.
+    #[error("bucket: {0}")]
+    Bucket(String),
 }
 
 /// Settings of the worker (see [`WorkerConfig::new`] for defaults).
@@ -83,7 +120,11 @@ pub struct WorkerConfig {
     pub metrics_addr: Option<SocketAddr>,
     /// Register metrics in this registry (the demo shares one); a new one otherwise.
     pub registry: Option<prometheus::Registry>,
-    /// How often to look for a newly closed minute.
+    /// Bucket length: `None` takes the dataflow's (`ingest_frontier.bucket_ms`,
+    /// one minute while there is none). A whole number of minutes dividing a day.
+    pub bucket: Option<Duration>,
+    /// Fallback poll for a newly closed bucket; the worker normally wakes on
+    /// `NOTIFY prescient_frontier`.
     pub poll_interval: Duration,
     /// Forecast horizons `1..=horizon_min` minutes.
     pub horizon_min: usize,
@@ -106,12 +147,15 @@ pub struct WorkerConfig {
     pub model_dir: Option<PathBuf>,
     /// Record every decision as `dry-run` whatever the policy says.
     pub force_dry_run: bool,
+    /// Hysteresis of the alerts ([`crate::alerts`]).
+    pub alerts: AlertConfig,
     /// Apply database migrations on start.
     pub migrate: bool,
 }
 
 impl WorkerConfig {
-    /// Defaults: no Kafka, default policy for every service, poll 5 s,
+    /// Defaults: no Kafka, default policy for every service, the dataflow's
+    /// bucket, fallback poll 30 s,
     /// horizon 60 min, 8 days of history, retrain hourly, active within
     /// 60 min, forecast after 30 min of history, fit for at most 20 s per
     /// tick, keep 48 h of forecasts,
@@ -125,7 +169,8 @@ impl WorkerConfig {
             policies: Policies::default(),
             metrics_addr: None,
             registry: None,
-            poll_interval: Duration::from_secs(5),
+            bucket: None,
+            poll_interval: Duration::from_secs(30),
             horizon_min: 60,
             history_days: 8.0,
             retrain_every_min: 60,
@@ -145,72 +190,9 @@ impl WorkerConfig {
             },
             model_dir: None,
             force_dry_run: false,
+            alerts: AlertConfig::default(),
             migrate: true,
         }
-    }
-}
-
-/// `prescient forecaster` flags.
-#[derive(Debug, clap::Args)]
-pub struct WorkerArgs {
-    /// PostgreSQL URL.
-    #[arg(long, env = "DATABASE_URL")]
-    pub database_url: String,
-    /// Kafka bootstrap servers for `scaling-decisions` (omit to record in PostgreSQL only).
-    #[arg(long, env = "KAFKA_BROKERS")]
-    pub brokers: Option<String>,
-    /// Capacity policy TOML (see docs/forecaster.md); without one every
-    /// service gets the default dry-run policy.
-    #[arg(long)]
-    pub policy_file: Option<PathBuf>,
-    /// Plan only for services listed in the policy file.
-    #[arg(long)]
-    pub only_listed: bool,
-    /// Serve Prometheus `/metrics` on this address.
-    #[arg(long, default_value = "0.0.0.0:9102")]
-    pub metrics_addr: SocketAddr,
-    /// Seconds between polls for a closed minute.
-    #[arg(long, default_value_t = 5.0)]
-    pub poll_secs: f64,
-    /// Forecast horizon in minutes.
-    #[arg(long, default_value_t = 60)]
-    pub horizon: usize,
-    /// Days of history kept per service.
-    #[arg(long, default_value_t = 8.0)]
-    pub history_days: f64,
-    /// Refit models after this many minutes.
-    #[arg(long, default_value_t = 60)]
-    pub retrain_minutes: u32,
-    /// Comma-separated models (naive, snaive_daily, snaive_weekly, ets, profile, lstm).
-    #[arg(long, default_value = "naive,snaive_daily,snaive_weekly,ets,profile")]
-    pub models: String,
-    /// Directory for trained model files (safetensors).
-    #[arg(long)]
-    pub model_dir: Option<PathBuf>,
-    /// Record all decisions as dry-run.
-    #[arg(long)]
-    pub dry_run: bool,
-}
-
-impl WorkerArgs {
-    /// Resolves flags and the policy file into a [`WorkerConfig`].
-    pub fn into_config(self) -> Result<WorkerConfig, crate::cli::CliError> {
-        let mut c = WorkerConfig::new(self.database_url);
-        c.brokers = self.brokers.filter(|b| !b.is_empty());
-        if let Some(p) = &self.policy_file {
-            c.policies = Policies::from_path(p)?;
-        }
-        c.policies.only_listed = self.only_listed;
-        c.metrics_addr = Some(self.metrics_addr);
-        c.poll_interval = Duration::from_secs_f64(self.poll_secs.max(0.05));
-        c.horizon_min = self.horizon.max(1);
-        c.history_days = self.history_days;
-        c.retrain_every_min = self.retrain_minutes.max(1);
-        c.models.models =
-            ModelKind::parse_list(&self.models).map_err(crate::cli::CliError::Usage)?;
-        c.model_dir = self.model_dir;
-        c.force_dry_run = self.dry_run;
-        Ok(c)
     }
 }
 
@@ -229,12 +211,84 @@ pub struct TickReport {
     pub decisions: usize,
     /// Decisions delivered to Kafka.
     pub published: usize,
+    /// Alerts raised (published when there is a broker).
+    pub alerts: Vec<Alert>,
     /// Seconds spent forecasting (excluding fits and I/O).
     pub forecast_secs: f64,
+    /// Buckets already in a history whose count changed (late events),
+    /// re-read within the dataflow's lateness and corrected.
+    pub corrected: usize,
+}
+
+/// Live accuracy of a service's recent forecasts (the last `horizon` ticks'
+/// forecasts against what arrived).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LiveAccuracy {
+    /// (forecast, actual) pairs scored.
+    pub samples: usize,
+    /// Mean absolute error of the p50, requests per bucket.
+    pub mae: f64,
+    /// `mae` over the in-sample MAE of the daily seasonal naive.
+    pub mase: f64,
+    /// Share of actuals inside [p10, p90].
+    pub coverage: f64,
+}
+
+/// The length of a bucket, checked: a whole number of minutes that divides a day.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Bucket {
+    minutes: i64,
+}
+
+impl Bucket {
+    /// One minute.
+    pub const MINUTE: Bucket = Bucket { minutes: 1 };
+
+    /// Checks a bucket length in milliseconds.
+    pub fn from_ms(ms: i64) -> Result<Bucket, WorkerError> {
+        if ms <= 0 || ms % 60_000 != 0 || 86_400_000 % ms != 0 {
+            return Err(WorkerError::Bucket(format!(
+                "{ms} ms is not a whole number of minutes dividing a day \
+                 (the forecaster counts horizons and seasons in minutes)"
+            )));
+        }
+        Ok(Bucket {
+            minutes: ms / 60_000,
+        })
+    }
+
+    /// Length in milliseconds.
+    pub fn ms(self) -> i64 {
+        self.minutes * 60_000
+    }
+
+    /// Length in minutes.
+    pub fn minutes(self) -> i64 {
+        self.minutes
+    }
+
+    fn delta(self) -> TimeDelta {
+        TimeDelta::minutes(self.minutes)
+    }
+
+    fn per_day(self) -> usize {
+        (1440 / self.minutes) as usize
+    }
+
+    /// Buckets needed to cover `minutes` (at least one).
+    fn steps(self, minutes: usize) -> usize {
+        minutes.div_ceil(self.minutes as usize).max(1)
+    }
+
+    /// Start of the last bucket that ends at or before `frontier_ms`.
+    fn last_closed(self, frontier_ms: i64) -> Option<DateTime<Utc>> {
+        let b = self.ms();
+        DateTime::from_timestamp_millis(frontier_ms.div_euclid(b) * b - b)
+    }
 }
 
 struct ServiceState {
-    /// Requests per minute; the last value is the minute `last_minute`.
+    /// Requests per bucket; the last value is the bucket starting `last_minute`.
     values: Vec<f64>,
     last_minute: DateTime<Utc>,
     /// Values appended since the last tick (to feed the models).
@@ -243,21 +297,23 @@ struct ServiceState {
     ens: Option<Ensemble>,
     fitted_at: Option<DateTime<Utc>>,
     scale: f64,
-    /// (origin minute, forecast) of the last `horizon` ticks.
+    /// (origin bucket, forecast) of the last `horizon` ticks.
     issued: VecDeque<(DateTime<Utc>, Vec<Quantiles>)>,
     latest: Option<ForecastView>,
     leading: &'static str,
-    accuracy: Option<(usize, f64, f64, f64)>,
-    current: Option<u32>,
+    accuracy: Option<LiveAccuracy>,
     last_scale_up: Option<DateTime<Utc>>,
     recent_desired: VecDeque<(DateTime<Utc>, u32)>,
+    alerts: ServiceAlerts,
+    /// Why the last fit failed, until one succeeds.
+    fit_error: Option<String>,
 }
 
 impl ServiceState {
-    fn new(first: DateTime<Utc>) -> Self {
+    fn new(first: DateTime<Utc>, step: TimeDelta) -> Self {
         ServiceState {
             values: vec![],
-            last_minute: first - TimeDelta::minutes(1),
+            last_minute: first - step,
             fresh: 0,
             last_seen: first,
             ens: None,
@@ -267,18 +323,35 @@ impl ServiceState {
             latest: None,
             leading: "none",
             accuracy: None,
-            current: None,
             last_scale_up: None,
             recent_desired: VecDeque::new(),
+            alerts: ServiceAlerts::default(),
+            fit_error: None,
         }
     }
 
-    /// Appends `v` at `minute`, zero-filling skipped minutes.
-    fn push(&mut self, minute: DateTime<Utc>, v: f64) {
-        while self.last_minute + TimeDelta::minutes(1) < minute {
+    /// Replaces the value of an already appended bucket (a late event
+    /// changed its count); true when it changed.
+    fn correct(&mut self, minute: DateTime<Utc>, v: f64, step: TimeDelta) -> bool {
+        if minute > self.last_minute {
+            return false;
+        }
+        let back = ((self.last_minute - minute).num_seconds() / step.num_seconds().max(1)) as usize;
+        match self.values.len().checked_sub(1 + back) {
+            Some(i) if self.values[i] != v => {
+                self.values[i] = v;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Appends `v` at bucket `minute`, zero-filling skipped buckets.
+    fn push(&mut self, minute: DateTime<Utc>, v: f64, step: TimeDelta) {
+        while self.last_minute + step < minute {
             self.values.push(0.0);
             self.fresh += 1;
-            self.last_minute += TimeDelta::minutes(1);
+            self.last_minute += step;
         }
         if minute > self.last_minute {
             self.values.push(v);
@@ -287,6 +360,22 @@ impl ServiceState {
         }
     }
 }
+
+/// `ingest_frontier`'s frontier, bucket range and lateness, and the newest
+/// bucket of `service_minute`.
+type FrontierRow = (
+    Option<i64>,
+    Option<i64>,
+    Option<i64>,
+    Option<i64>,
+    Option<DateTime<Utc>>,
+);
+
+/// Fewest scored forecast points before a high live error raises an alert.
+const MIN_ALERT_SAMPLES: usize = 30;
+
+/// The target sizes the scaler last reported, per service and target.
+type Sizes = BTreeMap<String, Vec<(Target, u32)>>;
 
 /// A connected worker; [`run_worker`] drives it, tests call [`Worker::tick`].
 pub struct Worker {
@@ -297,11 +386,24 @@ pub struct Worker {
     services: BTreeMap<String, ServiceState>,
     last_tick: Option<DateTime<Utc>>,
     ticks: u64,
+    bucket: Bucket,
+    /// The bucket came from the configuration (never adopt the dataflow's).
+    bucket_fixed: bool,
+    /// The dataflow's allowed lateness (`ingest_frontier.lateness_ms`):
+    /// closed buckets this recent may still change and are re-read.
+    lateness: TimeDelta,
+    /// Decisions planned for a bucket whose tick has not completed: a retry
+    /// reuses them instead of planning again.
+    planned: Option<(DateTime<Utc>, Vec<ScalingDecision>)>,
 }
 
 impl Worker {
     /// Connects to PostgreSQL (and Kafka), applies migrations, registers metrics.
     pub async fn connect(config: WorkerConfig) -> Result<Worker, WorkerError> {
+        let bucket = match config.bucket {
+            Some(d) => Bucket::from_ms(i64::try_from(d.as_millis()).unwrap_or(i64::MAX))?,
+            None => Bucket::MINUTE,
+        };
         let pool = sqlx::postgres::PgPoolOptions::new()
             .max_connections(4)
             .acquire_timeout(Duration::from_secs(5))
@@ -333,6 +435,7 @@ impl Worker {
             prescient_infra::metrics::serve(addr, registry).await?;
         }
         Ok(Worker {
+            bucket_fixed: config.bucket.is_some(),
             config,
             pool,
             producer,
@@ -340,6 +443,9 @@ impl Worker {
             services: BTreeMap::new(),
             last_tick: None,
             ticks: 0,
+            bucket,
+            planned: None,
+            lateness: TimeDelta::zero(),
         })
     }
 
@@ -348,25 +454,55 @@ impl Worker {
         &self.metrics
     }
 
-    /// The last closed minute (its start), if any data exists.
-    pub async fn latest_closed_minute(&self) -> Result<Option<DateTime<Utc>>, WorkerError> {
-        let (frontier, newest): (Option<i64>, Option<DateTime<Utc>>) = sqlx::query_as(
+    /// The bucket length in use.
+    pub fn bucket(&self) -> Bucket {
+        self.bucket
+    }
+
+    /// The last closed bucket (its start), if any data exists. Adopts the
+    /// dataflow's bucket length while none is configured and nothing was
+    /// processed yet; a disagreement otherwise is an error.
+    pub async fn latest_closed_minute(&mut self) -> Result<Option<DateTime<Utc>>, WorkerError> {
+        let (frontier, bmin, bmax, lateness, newest): FrontierRow = sqlx::query_as(
             "SELECT (SELECT min(frontier_ms) FROM ingest_frontier WHERE frontier_ms IS NOT NULL),
+                    (SELECT min(bucket_ms) FROM ingest_frontier),
+                    (SELECT max(bucket_ms) FROM ingest_frontier),
+                    (SELECT max(lateness_ms) FROM ingest_frontier),
                     (SELECT max(minute) FROM service_minute)",
         )
         .fetch_one(&self.pool)
         .await?;
+        self.lateness = TimeDelta::milliseconds(lateness.unwrap_or(0).max(0));
+        if let (Some(lo), Some(hi)) = (bmin, bmax) {
+            if lo != hi {
+                return Err(WorkerError::Bucket(format!(
+                    "ingest_frontier has topics with different buckets ({lo} and {hi} ms)"
+                )));
+            }
+            if lo != self.bucket.ms() {
+                if self.bucket_fixed || self.last_tick.is_some() {
+                    return Err(WorkerError::Bucket(format!(
+                        "the dataflow's buckets are {lo} ms but the forecaster uses {} ms \
+                         (set --bucket to match, or restart the forecaster)",
+                        self.bucket.ms()
+                    )));
+                }
+                self.bucket = Bucket::from_ms(lo)?;
+                tracing::info!(bucket_ms = lo, "forecaster: using the dataflow's bucket");
+            }
+        }
         Ok(match (frontier, newest) {
-            (Some(f), _) => DateTime::from_timestamp_millis(f.div_euclid(60_000) * 60_000 - 60_000),
-            (None, Some(m)) => Some(m - TimeDelta::minutes(1)),
+            (Some(f), _) => self.bucket.last_closed(f),
+            (None, Some(m)) => Some(m - self.bucket.delta()),
             (None, None) => None,
         })
     }
 
-    /// Processes the closed minute `minute` (its start): load, fit,
+    /// Processes the closed bucket starting at `minute`: load, fit,
     /// forecast, score, plan, write and publish.
     pub async fn tick(&mut self, minute: DateTime<Utc>) -> Result<TickReport, WorkerError> {
         let started = Instant::now();
+        let step = self.bucket.delta();
         let history = TimeDelta::seconds((self.config.history_days * 86_400.0) as i64);
         let from = match self.last_tick {
             Some(t) if t < minute => t,
@@ -378,28 +514,40 @@ impl Worker {
             }
             None => minute - history,
         };
+        // Also re-read the buckets late events may still have changed.
+        let reread = if self.last_tick.is_some() {
+            from - self.lateness
+        } else {
+            from
+        };
         let rows: Vec<(String, DateTime<Utc>, i64)> = sqlx::query_as(
             "SELECT service, minute, requests FROM service_minute
              WHERE minute > $1 AND minute <= $2 ORDER BY service, minute",
         )
-        .bind(from)
+        .bind(reread)
         .bind(minute)
         .fetch_all(&self.pool)
         .await?;
+        let mut corrected = 0;
         for (service, m, requests) in rows {
             let st = self
                 .services
                 .entry(service)
-                .or_insert_with(|| ServiceState::new(m));
-            st.push(m, requests as f64);
-            st.last_seen = m;
+                .or_insert_with(|| ServiceState::new(m, step));
+            if m <= st.last_minute {
+                corrected += usize::from(st.correct(m, requests as f64, step));
+            } else {
+                st.push(m, requests as f64, step);
+            }
+            st.last_seen = st.last_seen.max(m);
         }
+        self.metrics.corrected.inc_by(corrected as u64);
         let active = TimeDelta::minutes(i64::from(self.config.active_min));
         self.services
             .retain(|_, st| minute - st.last_seen <= active);
-        let cap = (self.config.history_days * 1440.0) as usize;
+        let cap = (self.config.history_days * self.bucket.per_day() as f64) as usize;
         for st in self.services.values_mut() {
-            st.push(minute, 0.0); // zero-fill quiet minutes up to the closed one
+            st.push(minute, 0.0, step); // zero-fill quiet buckets up to the closed one
             if st.values.len() > cap {
                 let drop = st.values.len() - cap;
                 st.values.drain(..drop);
@@ -409,9 +557,10 @@ impl Worker {
         // Fit, forecast and score off the async runtime.
         let mut services = std::mem::take(&mut self.services);
         let cfg = self.config.clone();
+        let bucket = self.bucket;
         let (services_back, fits, fit_errors, forecast_secs) =
             tokio::task::spawn_blocking(move || {
-                let (f, e, s) = compute(&mut services, &cfg, minute);
+                let (f, e, s) = compute(&mut services, &cfg, bucket, minute);
                 (services, f, e, s)
             })
             .await?;
@@ -420,11 +569,12 @@ impl Worker {
         self.metrics.fit_errors.inc_by(fit_errors as u64);
         self.metrics.forecast_seconds.observe(forecast_secs);
 
-        let issued_at = minute + TimeDelta::minutes(1);
+        let issued_at = minute + step;
         let mut report = TickReport {
             minute: Some(minute),
             fits,
             forecast_secs,
+            corrected,
             ..Default::default()
         };
         report.forecasts = self.write_forecasts(issued_at).await?;
@@ -434,10 +584,18 @@ impl Worker {
             .filter(|s| s.latest.as_ref().is_some_and(|f| f.issued_at == issued_at))
             .count();
         self.write_accuracy(minute).await?;
-        let decisions = self.plan_all(issued_at);
+        // Plan once per bucket: a retry of this tick reuses the decisions.
+        let decisions = match self.planned.take() {
+            Some((m, d)) if m == minute => d,
+            _ => {
+                let sizes = self.target_sizes().await?;
+                self.plan_all(issued_at, &sizes)
+            }
+        };
+        self.planned = Some((minute, decisions.clone()));
         report.decisions = decisions.len();
-        self.write_decisions(&decisions).await?;
-        report.published = self.publish(&decisions).await?;
+        let unpublished = self.write_decisions(&decisions).await?;
+        report.published = self.publish(&unpublished).await?;
 
         self.ticks += 1;
         if self.ticks % 60 == 1 {
@@ -451,6 +609,8 @@ impl Worker {
                 .execute(&self.pool)
                 .await?;
         }
+        report.alerts = self.raise_alerts(minute, issued_at, &decisions).await;
+        self.planned = None;
         self.last_tick = Some(minute);
         self.metrics.ticks.inc();
         self.metrics.services.set(report.services as i64);
@@ -460,6 +620,127 @@ impl Worker {
             .observe(started.elapsed().as_secs_f64());
         tracing::info!(%minute, services = report.services, fits, decisions = report.decisions, "forecaster tick");
         Ok(report)
+    }
+
+    /// Feeds this bucket's observations to every service's alert
+    /// hysteresis; publishes the alerts raised (a failed send is logged
+    /// and counted, not retried: the condition is still visible in the
+    /// metrics) and returns them.
+    async fn raise_alerts(
+        &mut self,
+        minute: DateTime<Utc>,
+        issued_at: DateTime<Utc>,
+        decisions: &[ScalingDecision],
+    ) -> Vec<Alert> {
+        let at = issued_at;
+        let mut raised = vec![];
+        for (name, st) in self.services.iter_mut() {
+            let policy = self
+                .config
+                .policies
+                .for_service(name)
+                .unwrap_or(&self.config.policies.defaults);
+            let mut obs = Observation::default();
+            if let Some(a) = st
+                .accuracy
+                .filter(|a| a.samples >= MIN_ALERT_SAMPLES && a.mase > policy.max_live_mase)
+            {
+                obs.error_high = Some(format!(
+                    "live MASE {:.2} over the last {} forecast points > {:.2}",
+                    a.mase, a.samples, policy.max_live_mase
+                ));
+            }
+            if st.ens.is_some()
+                && let Some(d) = decisions
+                    .iter()
+                    .find(|d| d.service == *name && d.forecast.is_none())
+            {
+                obs.fallback = Some(d.reason.clone());
+            }
+            // Stale: forecasts stopped, or fitting fails. A first fit that
+            // is only deferred (the fit budget at start-up) is warm-up.
+            let fresh = st.latest.as_ref().is_some_and(|f| f.issued_at == issued_at);
+            if !fresh && (st.latest.is_some() || st.fit_error.is_some()) {
+                let last = st
+                    .latest
+                    .as_ref()
+                    .map_or("never".to_string(), |f| f.issued_at.to_rfc3339());
+                obs.stale = Some(match &st.fit_error {
+                    Some(e) => format!(
+                        "no forecast for the bucket at {minute} (last issued: {last}); fitting failed: {e}"
+                    ),
+                    None => format!("no forecast for the bucket at {minute} (last issued: {last})"),
+                });
+            }
+            let (new, cleared) = st.alerts.observe(name, &obs, at, self.config.alerts);
+            for a in &new {
+                let c = Condition::ALL
+                    .into_iter()
+                    .find(|c| c.kind() == a.alert)
+                    .unwrap_or(Condition::Stale);
+                self.metrics.alerts.with_label_values(&[c.label()]).inc();
+                self.metrics
+                    .alert_active
+                    .with_label_values(&[name.as_str(), c.label()])
+                    .set(1);
+                tracing::warn!(service = %name, kind = c.label(), message = %a.message, "forecaster alert");
+            }
+            for c in cleared {
+                self.metrics
+                    .alert_active
+                    .with_label_values(&[name.as_str(), c.label()])
+                    .set(0);
+                tracing::info!(service = %name, kind = c.label(), "forecaster alert cleared");
+            }
+            raised.extend(new);
+        }
+        if let Some(producer) = &self.producer {
+            for a in &raised {
+                let payload = serde_json::to_string(a).expect("alerts serialise");
+                let record = FutureRecord::to(prescient_contracts::SCALING_ACTIONS_TOPIC)
+                    .key(&a.service)
+                    .payload(&payload);
+                if let Err((e, _)) = producer.send(record, Duration::from_secs(10)).await {
+                    self.metrics.alert_publish_errors.inc();
+                    tracing::warn!(service = %a.service, error = %e, "publishing an alert failed");
+                }
+            }
+        }
+        raised
+    }
+
+    /// The sizes the scaler last reported for the services with a policy
+    /// (see the module docs for which outcome gives which size).
+    async fn target_sizes(&self) -> Result<Sizes, WorkerError> {
+        let names: Vec<&str> = self
+            .services
+            .keys()
+            .filter(|s| self.config.policies.for_service(s).is_some())
+            .map(String::as_str)
+            .collect();
+        if names.is_empty() {
+            return Ok(Sizes::new());
+        }
+        let rows: Vec<(String, sqlx::types::Json<Target>, i32)> = sqlx::query_as(
+            "SELECT DISTINCT ON (service, target) service, target, size
+             FROM (SELECT service, target, at,
+                          CASE WHEN outcome IN ('applied', 'clamped', 'unchanged', 'dry-run')
+                               THEN coalesce(applied, previous) ELSE previous END AS size
+                   FROM scaling_actions WHERE service = ANY($1)) AS a
+             WHERE size IS NOT NULL
+             ORDER BY service, target, at DESC",
+        )
+        .bind(&names)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut sizes = Sizes::new();
+        for (service, target, size) in rows {
+            sizes
+                .entry(service)
+                .or_default()
+                .push((target.0, size.max(0) as u32));
+        }
+        Ok(sizes)
     }
 
     async fn write_forecasts(&self, issued_at: DateTime<Utc>) -> Result<usize, WorkerError> {
@@ -476,7 +757,7 @@ impl Worker {
             };
             for (i, q) in qs.iter().enumerate() {
                 svc.push(name.clone());
-                target.push(issued_at + TimeDelta::minutes(i as i64));
+                target.push(issued_at + self.bucket.delta() * i as i32);
                 horizon.push(f.points[i].horizon_min as i32);
                 p10.push(q.p10);
                 p50.push(q.p50);
@@ -523,7 +804,13 @@ impl Worker {
         let (mut svc, mut samples, mut mae, mut mase, mut cov, mut model) =
             (vec![], vec![], vec![], vec![], vec![], vec![]);
         for (name, st) in &self.services {
-            let Some((n, a, m, c)) = st.accuracy else {
+            let Some(LiveAccuracy {
+                samples: n,
+                mae: a,
+                mase: m,
+                coverage: c,
+            }) = st.accuracy
+            else {
                 continue;
             };
             self.metrics
@@ -564,7 +851,7 @@ impl Worker {
         Ok(())
     }
 
-    fn plan_all(&mut self, now: DateTime<Utc>) -> Vec<ScalingDecision> {
+    fn plan_all(&mut self, now: DateTime<Utc>, sizes: &Sizes) -> Vec<ScalingDecision> {
         let mut out = vec![];
         for (name, st) in self.services.iter_mut() {
             let Some(policy) = self.config.policies.for_service(name) else {
@@ -576,6 +863,11 @@ impl Worker {
             }
             let window = TimeDelta::minutes(i64::from(policy.scale_in_stabilization_min));
             st.recent_desired.retain(|(t, _)| now - *t < window);
+            let target = policy.target_for(name);
+            let current = sizes
+                .get(name)
+                .and_then(|v| v.iter().find(|(t, _)| *t == target))
+                .map(|(_, size)| *size);
             let input = PlanInput {
                 service: name.clone(),
                 policy_name: if self.config.policies.services.contains_key(name) {
@@ -584,17 +876,16 @@ impl Worker {
                     "default".into()
                 },
                 now,
-                current: st.current.unwrap_or(0),
+                current,
                 last_minute_requests: st.values.last().copied().unwrap_or(0.0),
                 forecast: st.latest.clone(),
                 last_scale_up: st.last_scale_up,
                 recent_desired: st.recent_desired.iter().copied().collect(),
             };
             let d = planner::plan(&input, &policy);
-            if d.desired > input.current {
+            if d.desired > d.current {
                 st.last_scale_up = Some(now);
             }
-            st.current = Some(d.desired);
             st.recent_desired.push_back((now, d.desired));
             let basis = if d.forecast.is_some() {
                 "predictive"
@@ -614,13 +905,18 @@ impl Worker {
         out
     }
 
-    async fn write_decisions(&self, decisions: &[ScalingDecision]) -> Result<(), WorkerError> {
+    /// Stores new decisions (an id already stored keeps its payload) and
+    /// returns the stored payloads of `decisions` not yet published.
+    async fn write_decisions(
+        &self,
+        decisions: &[ScalingDecision],
+    ) -> Result<Vec<ScalingDecision>, WorkerError> {
         if decisions.is_empty() {
-            return Ok(());
+            return Ok(vec![]);
         }
         let mut tx = self.pool.begin().await?;
         for d in decisions {
-            sqlx::query(
+            let inserted = sqlx::query(
                 "INSERT INTO scaling_decisions (id, service, issued_at, expires_at, target, current_size, desired,
                    min_size, max_size, policy, reason, fallback, forecast, mode, decision)
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
@@ -643,16 +939,25 @@ impl Worker {
             .bind(sqlx::types::Json(d))
             .execute(&mut *tx)
             .await?;
-            sqlx::query(
-                "SELECT pg_notify('prescient_decisions', json_build_object('id', $1::uuid, 'service', $2::text)::text)",
-            )
-            .bind(d.id)
-            .bind(&d.service)
-            .execute(&mut *tx)
-            .await?;
+            if inserted.rows_affected() > 0 {
+                sqlx::query(
+                    "SELECT pg_notify('prescient_decisions', json_build_object('id', $1::uuid, 'service', $2::text)::text)",
+                )
+                .bind(d.id)
+                .bind(&d.service)
+                .execute(&mut *tx)
+                .await?;
+            }
         }
+        let ids: Vec<uuid::Uuid> = decisions.iter().map(|d| d.id).collect();
+        let stored: Vec<(sqlx::types::Json<ScalingDecision>,)> = sqlx::query_as(
+            "SELECT decision FROM scaling_decisions WHERE id = ANY($1) AND NOT published ORDER BY service",
+        )
+        .bind(&ids)
+        .fetch_all(&mut *tx)
+        .await?;
         tx.commit().await?;
-        Ok(())
+        Ok(stored.into_iter().map(|(d,)| d.0).collect())
     }
 
     async fn publish(&self, decisions: &[ScalingDecision]) -> Result<usize, WorkerError> {
@@ -688,24 +993,27 @@ impl Worker {
 fn compute(
     services: &mut BTreeMap<String, ServiceState>,
     cfg: &WorkerConfig,
+    bucket: Bucket,
     minute: DateTime<Utc>,
 ) -> (usize, usize, f64) {
-    let hz = cfg.horizon_min;
-    let issued_at = minute + TimeDelta::minutes(1);
+    let hz = bucket.steps(cfg.horizon_min);
+    let per_day = bucket.per_day();
+    let bmin = bucket.minutes();
+    let issued_at = minute + bucket.delta();
     let retrain = TimeDelta::minutes(i64::from(cfg.retrain_every_min));
     let (mut fits, mut errors) = (0, 0);
     let mut forecast_secs = 0.0;
     let started = Instant::now();
     for (name, st) in services.iter_mut() {
         let fresh = std::mem::take(&mut st.fresh).min(st.values.len());
-        if st.values.len() < cfg.min_history_min.max(4) {
+        if st.values.len() < bucket.steps(cfg.min_history_min).max(4) {
             continue;
         }
         let due = st.fitted_at.is_none_or(|t| minute - t >= retrain)
             && started.elapsed() < cfg.fit_budget;
         if due {
             let mut ens = st.ens.take().unwrap_or_else(|| {
-                let mut e = Ensemble::new(&cfg.models, 1440, hz);
+                let mut e = Ensemble::new(&cfg.models, per_day, hz);
                 if let Some(dir) = &cfg.model_dir
                     && let Err(err) = e.load_models(dir, name)
                 {
@@ -716,8 +1024,13 @@ fn compute(
             match ens.fit(&st.values) {
                 Ok(_) => {
                     fits += 1;
+                    st.fit_error = None;
                     st.fitted_at = Some(minute);
-                    let m = if st.values.len() > 1441 { 1440 } else { 1 };
+                    let m = if st.values.len() > per_day + 1 {
+                        per_day
+                    } else {
+                        1
+                    };
                     let d: Vec<f64> = (m..st.values.len())
                         .map(|t| (st.values[t] - st.values[t - m]).abs())
                         .collect();
@@ -733,6 +1046,7 @@ fn compute(
                 Err(err) => {
                     errors += 1;
                     tracing::warn!(service = %name, error = %err, "fitting failed");
+                    st.fit_error = Some(err.to_string());
                     st.ens = None;
                     continue;
                 }
@@ -746,12 +1060,12 @@ fn compute(
         let t0 = Instant::now();
         let qs = ens.forecast();
         forecast_secs += t0.elapsed().as_secs_f64();
-        st.leading = ens.leading_model(hz.min(5));
+        st.leading = ens.leading_model(bucket.steps(5).min(hz));
         // Score the last hour's forecasts against what arrived.
         let n = st.values.len();
         let (mut cnt, mut abs, mut cov) = (0usize, 0.0, 0usize);
         for (origin, f) in &st.issued {
-            let back = (minute - *origin).num_minutes();
+            let back = (minute - *origin).num_minutes() / bmin;
             for h in 1..=back.min(f.len() as i64) {
                 let idx = n as i64 - 1 - (back - h);
                 if idx < 0 {
@@ -766,13 +1080,11 @@ fn compute(
                 }
             }
         }
-        st.accuracy = (cnt > 0).then(|| {
-            (
-                cnt,
-                abs / cnt as f64,
-                abs / cnt as f64 / st.scale,
-                cov as f64 / cnt as f64,
-            )
+        st.accuracy = (cnt > 0).then(|| LiveAccuracy {
+            samples: cnt,
+            mae: abs / cnt as f64,
+            mase: abs / cnt as f64 / st.scale,
+            coverage: cov as f64 / cnt as f64,
         });
         st.latest = Some(ForecastView {
             issued_at,
@@ -780,12 +1092,12 @@ fn compute(
                 .iter()
                 .enumerate()
                 .map(|(i, q)| ForecastPoint {
-                    horizon_min: i as u32 + 1,
+                    horizon_min: (i as i64 + 1) as u32 * bmin as u32,
                     p50: q.p50,
                     p90: q.p90,
                 })
                 .collect(),
-            live_mase: st.accuracy.map(|a| a.2),
+            live_mase: st.accuracy.map(|a| a.mase),
         });
         if st.issued.back().is_none_or(|(o, _)| *o < minute) {
             st.issued.push_back((minute, qs));
@@ -793,7 +1105,7 @@ fn compute(
         while st
             .issued
             .front()
-            .is_some_and(|(o, _)| (minute - *o).num_minutes() >= hz as i64)
+            .is_some_and(|(o, _)| (minute - *o).num_minutes() / bmin >= hz as i64)
         {
             st.issued.pop_front();
         }
@@ -801,10 +1113,36 @@ fn compute(
     (fits, errors, forecast_secs)
 }
 
-/// Runs the worker until `shutdown` completes: polls for closed minutes and
-/// ticks on each. Errors inside a tick (a database or broker outage) are
-/// logged, counted and retried on the next poll; only start-up errors
-/// (connecting, migrating, binding `/metrics`) are returned.
+/// The channel the worker wakes on.
+pub const FRONTIER_CHANNEL: &str = "prescient_frontier";
+
+/// After a failed tick, try again this soon (or at the poll, if sooner).
+const RETRY_AFTER: Duration = Duration::from_secs(5);
+
+/// `LISTEN prescient_frontier` on its own connection.
+async fn listen(pool: &PgPool) -> Result<PgListener, sqlx::Error> {
+    let mut l = PgListener::connect_with(pool).await?;
+    l.listen(FRONTIER_CHANNEL).await?;
+    Ok(l)
+}
+
+/// Why the worker woke up.
+enum Wake {
+    Shutdown,
+    /// A notification; its payload.
+    Notified(String),
+    /// The poll, a lost listener connection, or a retry.
+    Check,
+}
+
+/// Runs the worker until `shutdown` completes: ticks on each newly closed
+/// bucket, woken by `NOTIFY prescient_frontier` (a notification whose
+/// frontier closes no new bucket is ignored), with a poll every
+/// `poll_interval` as the fallback. A lost LISTEN connection is
+/// re-established on the next wake-up, checking for a closed bucket then
+/// (notifications may have been missed). Errors inside a tick (a database
+/// or broker outage) are logged, counted and retried within 5 s; only
+/// start-up errors (connecting, migrating, binding `/metrics`) are returned.
 ///
 /// This is what `prescient forecaster` runs, and what `prescient demo` runs
 /// in-process with `force_dry_run = true`.
@@ -828,11 +1166,16 @@ pub async fn run_worker(
         )?),
         None => None,
     };
+    let mut listener: Option<PgListener> = None;
     tokio::pin!(shutdown);
     loop {
-        tokio::select! {
-            _ = &mut shutdown => break,
-            _ = tokio::time::sleep(poll) => {}
+        if listener.is_none() {
+            match listen(&worker.pool).await {
+                Ok(l) => listener = Some(l),
+                Err(e) => {
+                    tracing::warn!(error = %e, "forecaster: LISTEN {FRONTIER_CHANNEL} failed; polling")
+                }
+            }
         }
         let step = async {
             if let Some(m) = worker.latest_closed_minute().await?
@@ -842,13 +1185,64 @@ pub async fn run_worker(
             }
             Ok::<(), WorkerError>(())
         };
-        tokio::select! {
+        let failed = tokio::select! {
             _ = &mut shutdown => break,
-            r = step => if let Err(e) = r {
-                worker.metrics.tick_errors.inc();
-                tracing::warn!(error = %e, "forecaster tick failed; retrying");
+            r = step => match r {
+                Ok(()) => false,
+                Err(e) => {
+                    worker.metrics.tick_errors.inc();
+                    tracing::warn!(error = %e, "forecaster tick failed; retrying");
+                    true
+                }
+            }
+        };
+        // Sleep until a notification says a new bucket closed, or the poll.
+        let wait = if failed { poll.min(RETRY_AFTER) } else { poll };
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let wake = tokio::select! {
+                _ = &mut shutdown => Wake::Shutdown,
+                _ = tokio::time::sleep_until(deadline) => Wake::Check,
+                n = async {
+                    match listener.as_mut() {
+                        Some(l) => l.try_recv().await,
+                        None => std::future::pending().await,
+                    }
+                } => match n {
+                    Ok(Some(n)) => Wake::Notified(n.payload().to_string()),
+                    Ok(None) => {
+                        tracing::warn!("forecaster: LISTEN connection lost; reconnecting");
+                        Wake::Check
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "forecaster: LISTEN failed; reconnecting");
+                        listener = None;
+                        Wake::Check
+                    }
+                },
+            };
+            match wake {
+                Wake::Shutdown => return Ok(()),
+                Wake::Check => break,
+                Wake::Notified(payload) if worker.closes_new_bucket(&payload) => break,
+                Wake::Notified(_) => {}
             }
         }
     }
     Ok(())
+}
+
+impl Worker {
+    /// Whether a `prescient_frontier` payload (`{"topic":…,"frontier_ms":…}`)
+    /// closes a bucket after the last one processed (an unreadable payload
+    /// counts as yes: check).
+    fn closes_new_bucket(&self, payload: &str) -> bool {
+        let frontier = serde_json::from_str::<serde_json::Value>(payload)
+            .ok()
+            .and_then(|v| v.get("frontier_ms").and_then(serde_json::Value::as_i64));
+        match (frontier, self.last_tick) {
+            (Some(f), Some(last)) => self.bucket.last_closed(f).is_some_and(|m| m > last),
+            _ => true,
+        }
+    }
 }

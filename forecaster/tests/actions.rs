@@ -107,6 +107,14 @@ async fn outcomes_are_recorded_once_with_a_notification_and_resume_after_restart
     let failed = action("search", Outcome::Failed, None);
     send(&producer, &serde_json::to_vec(&applied).unwrap()).await;
     send(&producer, b"{not an action").await;
+    // The worker's alerts share the topic: skipped, not undecodable.
+    let alert = prescient_contracts::action::Alert {
+        alert: prescient_contracts::action::AlertKind::FallbackReactive,
+        service: "checkout".into(),
+        message: "reactive fallback".into(),
+        at: Utc::now(),
+    };
+    send(&producer, &serde_json::to_vec(&alert).unwrap()).await;
     send(&producer, &serde_json::to_vec(&failed).unwrap()).await;
 
     let consumer = start_consumer(&pool, &broker);
@@ -160,6 +168,6 @@ async fn outcomes_are_recorded_once_with_a_notification_and_resume_after_restart
     .fetch_one(&pool)
     .await
     .unwrap();
-    assert_eq!(next, 5, "offsets stored past all five messages");
+    assert_eq!(next, 6, "offsets stored past all six messages");
     consumer.stop().unwrap();
 }
