@@ -130,7 +130,8 @@ data "aws_iam_policy_document" "forecaster" {
     resources = ["${local.kafka_arn}:topic/${local.msk_path}/scaling-decisions"]
   }
   statement {
-    actions   = ["kafka-cluster:DescribeTopic", "kafka-cluster:ReadData"]
+    # Reads the scaler's outcomes; writes its own alerts (docs/forecaster.md).
+    actions   = ["kafka-cluster:DescribeTopic", "kafka-cluster:ReadData", "kafka-cluster:WriteData"]
     resources = ["${local.kafka_arn}:topic/${local.msk_path}/scaling-actions"]
   }
   statement {
