@@ -320,24 +320,16 @@ async fn overview_forecasts_decisions_and_pipeline_have_their_shapes() {
     assert_eq!(p["partitions"][1]["lag"], Value::Null);
     let dl = &p["dead_letters"];
     let by = &dl["by_reason"];
-    assert_eq!(
-        by["invalid_json"]
+    let total = |reason: &str| -> i64 {
+        by[reason]
             .as_array()
             .unwrap()
             .iter()
             .map(|v| v.as_i64().unwrap())
-            .sum::<i64>(),
-        5
-    );
-    assert_eq!(
-        by["too_late"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|v| v.as_i64().unwrap())
-            .sum::<i64>(),
-        1
-    );
+            .sum()
+    };
+    assert_eq!(total("invalid_json"), 5);
+    assert_eq!(total("too_late"), 1);
     assert_eq!(
         by["invalid_json"].as_array().unwrap().len(),
         dl["t"].as_array().unwrap().len()
