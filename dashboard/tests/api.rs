@@ -160,14 +160,14 @@ async fn overview_forecasts_decisions_and_pipeline_have_their_shapes() {
         "/api/v1/overview",
         "/api/v1/services/checkout/series?range=24h",
     ] {
-        let res = env
-            .http
-            .get(format!("{}{path}", env.base))
-            .bearer_auth(&viewer)
-            .header("accept-encoding", "br, gzip;q=0.8")
-            .send()
-            .await
-            .unwrap();
+        let with_encoding = |accepted: &'static str| {
+            env.http
+                .get(format!("{}{path}", env.base))
+                .bearer_auth(&viewer)
+                .header("accept-encoding", accepted)
+                .send()
+        };
+        let res = with_encoding("br, gzip;q=0.8").await.unwrap();
         assert_eq!(res.status(), 200);
         assert_eq!(res.headers()["content-encoding"], "gzip", "{path}");
         assert_eq!(res.headers()["vary"], "accept-encoding");
@@ -185,14 +185,7 @@ async fn overview_forecasts_decisions_and_pipeline_have_their_shapes() {
             zipped.len(),
             json.len()
         );
-        let refused = env
-            .http
-            .get(format!("{}{path}", env.base))
-            .bearer_auth(&viewer)
-            .header("accept-encoding", "gzip;q=0, identity")
-            .send()
-            .await
-            .unwrap();
+        let refused = with_encoding("gzip;q=0, identity").await.unwrap();
         assert!(
             refused.headers().get("content-encoding").is_none(),
             "{path}"
