@@ -204,6 +204,9 @@ fn wrk(args: &DashboardBenchArgs, name: &str, url: &str, token: &str) -> anyhow:
             "--latency",
             "-H",
             &format!("Authorization: Bearer {token}"),
+            // As every browser does: cached answers are served pre-compressed.
+            "-H",
+            "Accept-Encoding: gzip",
             url,
         ])
         .output()

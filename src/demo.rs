@@ -12,7 +12,11 @@
 //!
 //! So the dashboard has something to show at once, the generator first
 //! backfills `--backfill` of history (event times in the past, in order,
-//! paced under the embedded broker's retention) and then runs live.
+//! paced under the embedded broker's retention) and then runs live. The
+//! backfill is trimmed (oldest part first) to what the pipeline reads within
+//! `--backfill-within`: the forecaster plans at event time, so its decisions
+//! are for live minutes, and reach the scaler before they expire, only once
+//! the backfill has been read.
 
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
@@ -73,13 +77,49 @@ pub struct DemoArgs {
     pub no_dashboard: bool,
     /// History produced before the live stream (event times from this long
     /// ago up to now), so forecasts and predictive decisions show at once; 0s
-    /// turns it off.
+    /// turns it off. Trimmed to `--backfill-within`.
     #[arg(long, default_value = "2h", value_parser = prescient_dataflow::config::parse_duration)]
     pub backfill: Duration,
-    /// Most records per second while backfilling (the embedded broker keeps
-    /// at most 100,000 records per partition: stay below what the dataflow reads).
-    #[arg(long, default_value_t = 60_000.0)]
+    /// Most records per second while backfilling; the backfill also never
+    /// runs more than 100,000 records ahead of what the dataflow has read (the
+    /// embedded broker keeps at most 100,000 records per partition).
+    #[arg(long, default_value_t = 120_000.0)]
     pub backfill_rate: f64,
+    /// Trim `--backfill` (oldest part first) to the history expected to be
+    /// read within this long at `--backfill-rate`, so traffic, forecasts and
+    /// scaling decisions are live soon after the start; 0s keeps it whole.
+    #[arg(long, default_value = "60s", value_parser = prescient_dataflow::config::parse_duration)]
+    pub backfill_within: Duration,
+}
+
+/// The history the backfill produces: `requested`, trimmed in whole minutes
+/// (the oldest first) so that the records expected at `p`'s rate (see
+/// [`ProduceArgs::expected_rate_at`]) are read within `within` at
+/// `read_rate` records/s. `within` of zero keeps `requested`.
+pub fn backfill_span(
+    p: &ProduceArgs,
+    requested: Duration,
+    read_rate: f64,
+    within: Duration,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Duration {
+    if within.is_zero() {
+        return requested;
+    }
+    let budget = read_rate.max(0.0) * within.as_secs_f64();
+    let now_ms = now.timestamp_millis() as f64;
+    let (mut span, mut expected) = (Duration::ZERO, 0.0);
+    while span < requested {
+        let step = (requested - span).min(Duration::from_secs(60));
+        let mid_ms = now_ms - (span + step / 2).as_secs_f64() * 1000.0;
+        let records = p.expected_rate_at(mid_ms) * step.as_secs_f64();
+        if expected + records > budget {
+            break;
+        }
+        expected += records;
+        span += step;
+    }
+    span
 }
 
 /// Runs the demo until Ctrl-C or `--duration`.
@@ -144,7 +184,22 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
         let mut p = ProduceArgs::defaults(bootstrap.clone());
         p.rate = args.rate;
         p.bad_ratio = args.bad_ratio;
-        let (history, backfill_rate) = (args.backfill, args.backfill_rate);
+        let backfill_rate = args.backfill_rate;
+        let history = backfill_span(
+            &p,
+            args.backfill,
+            backfill_rate,
+            args.backfill_within,
+            chrono::Utc::now(),
+        );
+        if history < args.backfill {
+            println!(
+                "  Backfill                : the last {} (--backfill {} trimmed to be read within ~{}s at {backfill_rate} records/s; --backfill-within 0s keeps it all)",
+                humanize(history),
+                humanize(args.backfill),
+                args.backfill_within.as_secs()
+            );
+        }
         let progress = registry.clone();
         std::thread::spawn(move || {
             let stopped = || stop.load(Ordering::Relaxed);
@@ -312,6 +367,8 @@ async fn start_dashboard(
 pub struct ScalerStats {
     /// Decisions handled.
     pub actions: u64,
+    /// Decisions handled, by outcome (`dry-run`, `unchanged`, `skipped-stale`, ...).
+    pub outcomes: std::collections::BTreeMap<&'static str, u64>,
     /// The latest outcome, in words.
     pub latest: Option<String>,
 }
@@ -319,6 +376,14 @@ pub struct ScalerStats {
 impl std::fmt::Display for ScalerStats {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "scaler (dry-run): {} actions", self.actions)?;
+        if !self.outcomes.is_empty() {
+            let by: Vec<String> = self
+                .outcomes
+                .iter()
+                .map(|(o, n)| format!("{o} {n}"))
+                .collect();
+            write!(f, " ({})", by.join(", "))?;
+        }
         if let Some(l) = &self.latest {
             write!(f, ", latest: {l}")?;
         }
@@ -381,6 +446,7 @@ pub fn scaler_dry_run(
         producer.poll(Duration::ZERO);
         let mut s = stats.lock().expect("lock");
         s.actions += 1;
+        *s.outcomes.entry(action.outcome.as_str()).or_default() += 1;
         s.latest = Some(format!(
             "{} {} → {:?}",
             action.service,
@@ -418,8 +484,9 @@ async fn status(pool: &sqlx::PgPool, registry: &prometheus::Registry) -> anyhow:
     )
     .fetch_all(pool)
     .await?;
-    let (forecasts, decisions): (i64, i64) = sqlx::query_as(
-        "SELECT (SELECT count(*) FROM forecasts), (SELECT count(*) FROM scaling_decisions)",
+    let (forecasts, decisions, predictive): (i64, i64, i64) = sqlx::query_as(
+        "SELECT (SELECT count(*) FROM forecasts), (SELECT count(*) FROM scaling_decisions),
+                (SELECT count(*) FROM scaling_decisions WHERE NOT fallback)",
     )
     .fetch_one(pool)
     .await?;
@@ -439,7 +506,7 @@ async fn status(pool: &sqlx::PgPool, registry: &prometheus::Registry) -> anyhow:
         None => "-".into(),
     };
     Ok(format!(
-        "events in {:.0}, dead-lettered {:.0} | rows: metrics_minute {rows}, service_minute {services} | this minute: {} | forecasts {forecasts}, decisions {decisions} (dry-run), latest: {last_decision}",
+        "events in {:.0}, dead-lettered {:.0} | rows: metrics_minute {rows}, service_minute {services} | this minute: {} | forecasts {forecasts}, decisions {decisions} (dry-run; predictive {predictive}), latest: {last_decision}",
         counter(registry, "prescient_events_in_total"),
         counter(registry, "prescient_events_rejected_total"),
         if top.is_empty() {
@@ -448,4 +515,102 @@ async fn status(pool: &sqlx::PgPool, registry: &prometheus::Registry) -> anyhow:
             top.join(", ")
         }
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::{DateTime, TimeZone, Utc};
+    use clap::Parser;
+
+    #[derive(clap::Parser)]
+    struct Cli {
+        #[command(flatten)]
+        demo: DemoArgs,
+    }
+
+    fn generator(a: &DemoArgs) -> ProduceArgs {
+        let mut p = ProduceArgs::defaults("127.0.0.1:1");
+        p.rate = a.rate;
+        p.bad_ratio = a.bad_ratio;
+        p
+    }
+
+    /// Records expected in the `span` before `now`, second by second.
+    fn records(p: &ProduceArgs, span: Duration, now: DateTime<Utc>) -> f64 {
+        let end = now.timestamp_millis() as f64;
+        (0..span.as_secs())
+            .map(|s| p.expected_rate_at(end - (s as f64 + 0.5) * 1000.0))
+            .sum()
+    }
+
+    /// Records per second the release pipeline of `prescient demo` read while
+    /// backfilling on the shared 2-core development machine with other builds
+    /// running (about 155,000; taken lower here for margin).
+    const READ_RATE: f64 = 100_000.0;
+
+    #[test]
+    fn the_default_backfill_is_read_soon_enough_to_go_live_within_two_minutes() {
+        // The forecaster plans at event time: until the backfill is read, its
+        // decisions are for minutes long gone and the scaler skips them as
+        // stale. Two hours at the default rate (14 M+ records, four minutes at
+        // 60,000/s) kept every demo decision stale for its first minutes.
+        let a = Cli::parse_from(["demo"]).demo;
+        let p = generator(&a);
+        for hour in [0, 6, 12, 18] {
+            let now = Utc.with_ymd_and_hms(2026, 11, 23, hour, 30, 0).unwrap();
+            let span = backfill_span(&p, a.backfill, a.backfill_rate, a.backfill_within, now);
+            let secs = records(&p, span, now) / READ_RATE;
+            assert!(
+                secs <= 100.0,
+                "at {hour}:30 the default backfill of {span:?} takes ~{secs:.0}s to read"
+            );
+            assert!(
+                span >= Duration::from_secs(20 * 60),
+                "at {hour}:30 only {span:?} of history: too little to show a forecast"
+            );
+        }
+    }
+
+    #[test]
+    fn the_backfill_keeps_the_newest_whole_minutes_that_fit() {
+        let mut p = ProduceArgs::defaults("127.0.0.1:1");
+        p.rate = 1000.0;
+        let now = Utc.with_ymd_and_hms(2026, 11, 23, 12, 0, 0).unwrap();
+        let (two_h, within) = (Duration::from_secs(7200), Duration::from_secs(10));
+        let span = backfill_span(&p, two_h, 100_000.0, within, now);
+        assert!(span < two_h && span > Duration::ZERO, "{span:?}");
+        assert_eq!(span.as_secs() % 60, 0, "whole minutes: {span:?}");
+        let budget = 100_000.0 * 10.0;
+        assert!(records(&p, span, now) <= budget * 1.001);
+        let more = span + Duration::from_secs(60);
+        assert!(
+            records(&p, more, now) > budget * 0.999,
+            "one more minute would still fit"
+        );
+        // A short history, or no budget, is kept whole; a faster reader gets more.
+        let short = Duration::from_secs(90);
+        assert_eq!(backfill_span(&p, short, 100_000.0, within, now), short);
+        assert_eq!(
+            backfill_span(&p, two_h, 100_000.0, Duration::ZERO, now),
+            two_h
+        );
+        assert!(backfill_span(&p, two_h, 200_000.0, within, now) > span);
+        // Noon is the daily peak: the same budget covers more of the night.
+        let night = Utc.with_ymd_and_hms(2026, 11, 23, 0, 0, 0).unwrap();
+        assert!(backfill_span(&p, two_h, 100_000.0, within, night) > span);
+    }
+
+    #[test]
+    fn scaler_stats_count_outcomes() {
+        let mut s = ScalerStats::default();
+        for o in ["dry-run", "skipped-stale", "dry-run"] {
+            s.actions += 1;
+            *s.outcomes.entry(o).or_default() += 1;
+        }
+        assert_eq!(
+            s.to_string(),
+            "scaler (dry-run): 3 actions (dry-run 2, skipped-stale 1)"
+        );
+    }
 }

@@ -134,7 +134,26 @@ pub fn produced_counter(
     Ok(c)
 }
 
+/// The daily seasonality at event time `ms` (epoch ms): `1 + amplitude ×
+/// sin`, peaking at 12:00 UTC and lowest at midnight.
+pub fn seasonal_factor(amplitude: f64, ms: f64) -> f64 {
+    let day = 86_400_000.0;
+    1.0 + amplitude * (2.0 * PI * (ms % day) / day - PI / 2.0).sin()
+}
+
 impl ProduceArgs {
+    /// Expected records per second at event time `ms` (epoch ms): the base
+    /// rate with the daily seasonality, the mean uplift of flash crowds (one
+    /// starts with `flash_chance` per quiet minute and lasts six minutes);
+    /// the per-minute noise averages out. Malformed records take the place
+    /// of events, so they are included.
+    pub fn expected_rate_at(&self, ms: f64) -> f64 {
+        let p = self.flash_chance.clamp(0.0, 1.0);
+        let crowded = 6.0 * p / (1.0 + 5.0 * p);
+        let flash = 1.0 + crowded * (self.flash_multiplier - 1.0);
+        (self.rate * seasonal_factor(self.seasonality, ms) * flash).max(self.rate * 0.01)
+    }
+
     /// Defaults for `brokers`, as `prescient produce --brokers B` would have them.
     pub fn defaults(brokers: impl Into<String>) -> ProduceArgs {
         use clap::Parser;
@@ -222,8 +241,7 @@ impl Generator {
             };
             self.minute_factor = noise.max(0.0) * flash;
         }
-        let day = 86_400_000.0;
-        let season = 1.0 + self.args.seasonality * (2.0 * PI * (ms % day) / day - PI / 2.0).sin();
+        let season = seasonal_factor(self.args.seasonality, ms);
         (self.args.rate * season * self.minute_factor).max(self.args.rate * 0.01)
     }
 

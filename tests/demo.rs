@@ -8,9 +8,15 @@ fn demo_runs_everything_and_fills_the_tables() {
         .args([
             "demo",
             "--duration",
-            "25s",
+            "45s",
             "--rate",
             "400",
+            "--backfill",
+            "8m",
+            "--forecast-after-min",
+            "3",
+            "--dashboard-listen",
+            "127.0.0.1:0",
             "--metrics-addr",
             "127.0.0.1:0",
             "--status-every",
@@ -54,4 +60,24 @@ fn demo_runs_everything_and_fills_the_tables() {
     assert!(number_after("events in") > 2_000, "{final_line}");
     assert!(number_after("metrics_minute") > 0, "{final_line}");
     assert!(number_after("service_minute") > 0, "{final_line}");
+    // Once the backfill is read the forecaster plans for live minutes: its
+    // decisions use a forecast, and the scaler's dry run acts on them rather
+    // than skipping them as expired (what every decision of a demo still
+    // reading its backfill gets).
+    assert!(number_after("predictive") > 0, "{final_line}");
+    let outcomes = final_line
+        .split("actions (")
+        .nth(1)
+        .and_then(|r| r.split(')').next())
+        .unwrap_or_else(|| panic!("scaler outcomes in {final_line}"));
+    let live: i64 = outcomes
+        .split(", ")
+        .filter_map(|o| o.rsplit_once(' '))
+        .filter(|(name, _)| *name != "skipped-stale")
+        .map(|(_, n)| n.parse::<i64>().unwrap())
+        .sum();
+    assert!(
+        live > 0,
+        "no decision reached the scaler in time: {final_line}"
+    );
 }

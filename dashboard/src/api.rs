@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, State};
-use axum::http::{StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -388,9 +388,19 @@ pub async fn build_overview(state: &AppState, tenant: Option<&str>) -> Result<Ov
 #[utoipa::path(get, path = "/api/v1/overview", tag = "data",
     responses((status = 200, body = Overview), (status = 401, body = ErrorBody)),
     security(("bearer" = []), ("cookie" = [])))]
-pub async fn overview(State(state): State<AppState>, p: Principal) -> Result<Response, ApiError> {
-    let body = state.cached_overview(p.tenant.as_deref()).await?;
-    Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
+pub async fn overview(
+    State(state): State<AppState>,
+    p: Principal,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let tenant = p.tenant.as_deref();
+    let key = format!("overview|{}", tenant.unwrap_or(""));
+    let json = state
+        .cached(key, async {
+            Ok(overview_bytes(&build_overview(&state, tenant).await?))
+        })
+        .await?;
+    Ok(json.response(&headers))
 }
 
 /// Serialises an overview (for the cache).
@@ -509,6 +519,7 @@ pub async fn series(
     p: Principal,
     P(service): P<String>,
     Q(q): Q<RangeQuery>,
+    headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     check_service(&service)?;
     let mut range = TimeRange::parse(&q, now_ms())?;
@@ -525,7 +536,7 @@ pub async fn series(
         range.from_ms,
         range.to_ms
     );
-    let body = state
+    let json = state
         .cached(key, async {
             let s = series_of(&state.pool, p.tenant.as_deref(), service, range).await?;
             Ok(Bytes::from(
@@ -533,7 +544,7 @@ pub async fn series(
             ))
         })
         .await?;
-    Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
+    Ok(json.response(&headers))
 }
 
 async fn series_of(

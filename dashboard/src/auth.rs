@@ -10,7 +10,7 @@
 //! valid, so revoking a token ends its sessions at once.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use base64::Engine;
@@ -330,6 +330,101 @@ pub async fn principal_by_id(
     })
 }
 
+/// Coalesces concurrent credential look-ups without ever answering from a
+/// read older than the request.
+///
+/// A request is answered by a database read that *started after the request
+/// arrived*: while one read for a credential is in flight, the requests for
+/// it that arrive meanwhile queue, and the first of them starts the next read,
+/// whose answer the others share. So 200 clients polling with one token cost
+/// about one query per database round trip instead of one each, and a token
+/// revoked (or expired) before a request arrives is refused, as without the
+/// coalescing, with no cache to invalidate across replicas.
+#[derive(Debug, Default)]
+pub struct Lookups {
+    slots: Mutex<HashMap<LookupKey, Arc<LookupSlot>>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum LookupKey {
+    Token([u8; 32]),
+    Session(i64),
+}
+
+#[derive(Debug, Default)]
+struct LookupSlot {
+    flight: tokio::sync::Mutex<()>,
+    /// The latest answer and when its read started.
+    last: Mutex<Option<(Instant, Result<Principal, Denial>)>>,
+}
+
+impl LookupSlot {
+    fn answer_since(&self, arrived: Instant) -> Option<Result<Principal, Denial>> {
+        self.last
+            .lock()
+            .expect("lookup lock")
+            .as_ref()
+            .filter(|(started, _)| *started >= arrived)
+            .map(|(_, answer)| answer.clone())
+    }
+}
+
+/// Most credentials whose look-up state is kept (the map is emptied beyond).
+const MAX_LOOKUP_SLOTS: usize = 10_000;
+
+impl Lookups {
+    /// [`principal_for_token`], coalesced.
+    pub async fn token(
+        &self,
+        pool: &PgPool,
+        token: &str,
+    ) -> Result<Result<Principal, Denial>, sqlx::Error> {
+        if !token.starts_with("psk_") || token.len() != 47 {
+            return Ok(Err(Denial::Invalid));
+        }
+        let key = LookupKey::Token(hash_secret(token));
+        self.fresh(key, || principal_for_token(pool, token)).await
+    }
+
+    /// [`principal_by_id`] (a session's token), coalesced.
+    pub async fn session(
+        &self,
+        pool: &PgPool,
+        id: i64,
+    ) -> Result<Result<Principal, Denial>, sqlx::Error> {
+        self.fresh(LookupKey::Session(id), || principal_by_id(pool, id))
+            .await
+    }
+
+    async fn fresh<F, Fut>(
+        &self,
+        key: LookupKey,
+        read: F,
+    ) -> Result<Result<Principal, Denial>, sqlx::Error>
+    where
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = Result<Result<Principal, Denial>, sqlx::Error>>,
+    {
+        let arrived = Instant::now();
+        let slot = {
+            let mut slots = self.slots.lock().expect("lookup lock");
+            if slots.len() >= MAX_LOOKUP_SLOTS && !slots.contains_key(&key) {
+                slots.clear();
+            }
+            slots.entry(key).or_default().clone()
+        };
+        let _turn = slot.flight.lock().await;
+        // A read that started after we arrived answered while we queued.
+        if let Some(answer) = slot.answer_since(arrived) {
+            return Ok(answer);
+        }
+        let started = Instant::now();
+        let answer = read().await?;
+        *slot.last.lock().expect("lookup lock") = Some((started, answer.clone()));
+        Ok(answer)
+    }
+}
+
 /// Redeems a one-time login code: marks it used and returns its token id.
 pub async fn redeem_login_code(pool: &PgPool, code: &str) -> Result<Option<i64>, sqlx::Error> {
     if code.is_empty() || code.len() > 128 {
@@ -573,6 +668,56 @@ mod tests {
         l.fail("a");
         assert!(l.check("a").is_err());
         assert!(l.check("b").is_ok());
+    }
+
+    fn someone() -> Principal {
+        Principal {
+            token_id: 1,
+            name: "x".into(),
+            role: Role::Viewer,
+            tenant: None,
+            expires_at: None,
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn lookups_share_reads_but_never_answer_from_one_older_than_the_request() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let lookups = Arc::new(Lookups::default());
+        let reads = Arc::new(AtomicUsize::new(0));
+        let read = |reads: Arc<AtomicUsize>| async move {
+            reads.fetch_add(1, Ordering::SeqCst);
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            Ok::<_, sqlx::Error>(Ok(someone()))
+        };
+        // 40 concurrent requests for one credential: a few reads, not 40.
+        let mut tasks = Vec::new();
+        for _ in 0..40 {
+            let (l, r) = (lookups.clone(), reads.clone());
+            tasks.push(tokio::spawn(async move {
+                l.fresh(LookupKey::Session(1), || read(r)).await
+            }));
+        }
+        for t in tasks {
+            assert_eq!(t.await.unwrap().unwrap().unwrap().token_id, 1);
+        }
+        let shared = reads.load(Ordering::SeqCst);
+        assert!((1..=3).contains(&shared), "{shared} reads for 40 requests");
+        // A request after those reads were done gets a read of its own
+        // (a revocation in between is seen), and so does another credential.
+        lookups
+            .fresh(LookupKey::Session(1), || read(reads.clone()))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(reads.load(Ordering::SeqCst), shared + 1);
+        let denied = lookups
+            .fresh(LookupKey::Session(2), || async {
+                Ok::<_, sqlx::Error>(Err(Denial::Revoked))
+            })
+            .await
+            .unwrap();
+        assert_eq!(denied.unwrap_err(), Denial::Revoked);
     }
 
     #[test]

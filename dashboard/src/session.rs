@@ -50,7 +50,7 @@ impl FromRequestParts<AppState> for Principal {
                 .ok()
                 .and_then(|v| v.strip_prefix("Bearer ").map(str::trim))
             {
-                Some(token) => auth::principal_for_token(&state.pool, token).await?,
+                Some(token) => state.lookups.token(&state.pool, token).await?,
                 None => Err(Denial::Invalid),
             }
         } else if let Some(cookie) = cookie_value(&parts.headers, SESSION_COOKIE) {
@@ -58,7 +58,7 @@ impl FromRequestParts<AppState> for Principal {
                 .session_key
                 .verify(cookie, chrono::Utc::now().timestamp_millis())
             {
-                Ok(id) => auth::principal_by_id(&state.pool, id).await?,
+                Ok(id) => state.lookups.session(&state.pool, id).await?,
                 Err(d) => Err(d),
             }
         } else {

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use common::Env;
 use prescient_dashboard::auth::{self, Role};
+use reqwest::Method;
 use serde_json::Value;
 
 #[tokio::test]
@@ -44,31 +45,20 @@ async fn tokens_roles_sessions_and_audit() {
     for token in [&operator, &viewer] {
         assert_eq!(env.get("/api/v1/tokens", Some(token)).await.0, 403);
         assert_eq!(env.get("/api/v1/audit", Some(token)).await.0, 403);
-        let res = env
-            .http
-            .post(format!("{}/api/v1/tokens", env.base))
-            .bearer_auth(token)
-            .header("content-type", "application/json")
-            .body(r#"{"name":"sneaky","role":"admin"}"#)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(res.status(), 403);
+        let sneaky = Some(r#"{"name":"sneaky","role":"admin"}"#);
+        let (status, _) = env
+            .send(Method::POST, "/api/v1/tokens", token, sneaky)
+            .await;
+        assert_eq!(status, 403);
         assert_eq!(env.get("/api/v1/overview", Some(token)).await.0, 200);
     }
 
     // Admin creates a token through the API, which works, then revokes it.
-    let res = env
-        .http
-        .post(format!("{}/api/v1/tokens", env.base))
-        .bearer_auth(&admin)
-        .header("content-type", "application/json")
-        .body(r#"{"name":"made-by-api","role":"viewer","tenant":"acme","expires_in_s":3600}"#)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 201);
-    let created: Value = serde_json::from_str(&res.text().await.unwrap()).unwrap();
+    let new = r#"{"name":"made-by-api","role":"viewer","tenant":"acme","expires_in_s":3600}"#;
+    let (status, created) = env
+        .send(Method::POST, "/api/v1/tokens", &admin, Some(new))
+        .await;
+    assert_eq!(status, 201);
     let new_token = created["token"].as_str().unwrap().to_string();
     let new_id = created["id"].as_i64().unwrap();
     assert_eq!(created["tenant"], "acme");
@@ -80,37 +70,18 @@ async fn tokens_roles_sessions_and_audit() {
         !list.to_string().contains("psk_"),
         "tokens are never listed"
     );
-    let res = env
-        .http
-        .delete(format!("{}/api/v1/tokens/{new_id}", env.base))
-        .bearer_auth(&admin)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 204);
+    let path = format!("/api/v1/tokens/{new_id}");
+    assert_eq!(env.send(Method::DELETE, &path, &admin, None).await.0, 204);
     let (status, body) = env.get("/api/v1/me", Some(&new_token)).await;
     assert_eq!(
         (status, body["error"].as_str()),
         (401, Some("the token was revoked"))
     );
-    let res = env
-        .http
-        .delete(format!("{}/api/v1/tokens/999999", env.base))
-        .bearer_auth(&admin)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 404);
-    let res = env
-        .http
-        .post(format!("{}/api/v1/tokens", env.base))
-        .bearer_auth(&admin)
-        .header("content-type", "application/json")
-        .body(r#"{"name":"x","role":"root"}"#)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 400, "unknown role");
+    let missing = "/api/v1/tokens/999999";
+    assert_eq!(env.send(Method::DELETE, missing, &admin, None).await.0, 404);
+    let root = Some(r#"{"name":"x","role":"root"}"#);
+    let (status, _) = env.send(Method::POST, "/api/v1/tokens", &admin, root).await;
+    assert_eq!(status, 400, "unknown role");
 
     // Expired token.
     let (expired_id, expired) = env.token("old", Role::Admin, None).await;

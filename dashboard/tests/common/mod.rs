@@ -75,6 +75,31 @@ impl Env {
         (status, body)
     }
 
+    /// `method` on `path` with a bearer token and an optional JSON body;
+    /// (status, body as JSON or as a string).
+    pub async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: &str,
+        json: Option<&str>,
+    ) -> (u16, serde_json::Value) {
+        let mut req = self
+            .http
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(token);
+        if let Some(body) = json {
+            req = req
+                .header("content-type", "application/json")
+                .body(body.to_string());
+        }
+        let res = req.send().await.unwrap();
+        let status = res.status().as_u16();
+        let text = res.text().await.unwrap();
+        let body = serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text));
+        (status, body)
+    }
+
     /// Eight days of per-minute rows ending at `t0 - 1 min`:
     /// - service_minute `checkout` (100 req/min, 2 errors, p50 10, p95 20+minute%5, p99 50, 30 users)
     ///   and `search` (10 req/min), all tenants together;
