@@ -60,7 +60,7 @@ use crate::planner::{self, ForecastPoint, ForecastView, PlanInput};
 use crate::select::{Ensemble, ModelKind, ModelsConfig};
 use chrono::{DateTime, TimeDelta, Utc};
 use prescient_contracts::action::Alert;
-use prescient_contracts::decision::{Mode, ScalingDecision, Target};
+use prescient_contracts::decision::{Mode, ScalingDecision};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use sqlx::PgPool;
 use sqlx::postgres::PgListener;
@@ -374,8 +374,8 @@ type FrontierRow = (
 /// Fewest scored forecast points before a high live error raises an alert.
 const MIN_ALERT_SAMPLES: usize = 30;
 
-/// The target sizes the scaler last reported, per service and target.
-type Sizes = BTreeMap<String, Vec<(Target, u32)>>;
+/// The size the scaler last reported for each service's policy target.
+type Sizes = BTreeMap<String, u32>;
 
 /// A connected worker; [`run_worker`] drives it, tests call [`Worker::tick`].
 pub struct Worker {
@@ -712,35 +712,40 @@ impl Worker {
     /// The sizes the scaler last reported for the services with a policy
     /// (see the module docs for which outcome gives which size).
     async fn target_sizes(&self) -> Result<Sizes, WorkerError> {
-        let names: Vec<&str> = self
-            .services
-            .keys()
-            .filter(|s| self.config.policies.for_service(s).is_some())
-            .map(String::as_str)
-            .collect();
+        let (mut names, mut targets) = (vec![], vec![]);
+        for name in self.services.keys() {
+            if let Some(p) = self.config.policies.for_service(name) {
+                names.push(name.as_str());
+                targets
+                    .push(serde_json::to_string(&p.target_for(name)).expect("targets serialise"));
+            }
+        }
         if names.is_empty() {
             return Ok(Sizes::new());
         }
-        let rows: Vec<(String, sqlx::types::Json<Target>, i32)> = sqlx::query_as(
-            "SELECT DISTINCT ON (service, target) service, target, size
-             FROM (SELECT service, target, at,
-                          CASE WHEN outcome IN ('applied', 'clamped', 'unchanged', 'dry-run')
-                               THEN coalesce(applied, previous) ELSE previous END AS size
-                   FROM scaling_actions WHERE service = ANY($1)) AS a
-             WHERE size IS NOT NULL
-             ORDER BY service, target, at DESC",
+        // Per service, its target's newest outcome that tells a size: an
+        // index scan of scaling_actions (service, at DESC), one row each.
+        let rows: Vec<(String, i32)> = sqlx::query_as(
+            "SELECT s.service, a.size
+             FROM unnest($1::text[], $2::text[]) AS s(service, target)
+             CROSS JOIN LATERAL (
+                 SELECT CASE WHEN outcome IN ('applied', 'clamped', 'unchanged', 'dry-run')
+                             THEN coalesce(applied, previous) ELSE previous END AS size
+                 FROM scaling_actions
+                 WHERE service = s.service AND target = s.target::jsonb
+                   AND (CASE WHEN outcome IN ('applied', 'clamped', 'unchanged', 'dry-run')
+                             THEN coalesce(applied, previous) ELSE previous END) IS NOT NULL
+                 ORDER BY at DESC
+                 LIMIT 1) AS a",
         )
         .bind(&names)
+        .bind(&targets)
         .fetch_all(&self.pool)
         .await?;
-        let mut sizes = Sizes::new();
-        for (service, target, size) in rows {
-            sizes
-                .entry(service)
-                .or_default()
-                .push((target.0, size.max(0) as u32));
-        }
-        Ok(sizes)
+        Ok(rows
+            .into_iter()
+            .map(|(service, size)| (service, size.max(0) as u32))
+            .collect())
     }
 
     async fn write_forecasts(&self, issued_at: DateTime<Utc>) -> Result<usize, WorkerError> {
@@ -863,11 +868,7 @@ impl Worker {
             }
             let window = TimeDelta::minutes(i64::from(policy.scale_in_stabilization_min));
             st.recent_desired.retain(|(t, _)| now - *t < window);
-            let target = policy.target_for(name);
-            let current = sizes
-                .get(name)
-                .and_then(|v| v.iter().find(|(t, _)| *t == target))
-                .map(|(_, size)| *size);
+            let current = sizes.get(name).copied();
             let input = PlanInput {
                 service: name.clone(),
                 policy_name: if self.config.policies.services.contains_key(name) {
