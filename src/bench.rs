@@ -228,6 +228,16 @@ fn ingest(args: IngestArgs) -> anyhow::Result<()> {
     prescient_dataflow::run(config, prometheus::Registry::new())?;
     let pipeline = started.elapsed().as_secs_f64();
     let pool = runtime.block_on(sqlx::PgPool::connect(&url))?;
+    let (pipe_commits, pipe_rows, pipe_keys): (i64, i64, i64) = runtime.block_on(
+        sqlx::query_as(
+            "SELECT (SELECT coalesce(sum(commits), 0)::int8 FROM ingest_stats_minute WHERE topic = $1),
+                    (SELECT coalesce(sum(rows_written), 0)::int8 FROM ingest_stats_minute WHERE topic = $1),
+                    (SELECT count(*) FROM metrics_minute WHERE minute < now() - interval '12 hours')
+                  + (SELECT count(*) FROM service_minute WHERE minute < now() - interval '12 hours')",
+        )
+        .bind(preload_topic)
+        .fetch_one(&pool),
+    )?;
     let (total, dlq): (Option<i64>, i64) = runtime.block_on(
         sqlx::query_as(
             "SELECT (SELECT sum(requests)::int8 FROM service_minute WHERE minute < now() - interval '12 hours'),
@@ -293,10 +303,13 @@ fn ingest(args: IngestArgs) -> anyhow::Result<()> {
     metrics.freshness_ms.lock().expect("lock").reset();
     let measure_started = Instant::now();
     let events_at_start = metrics.events_in.get();
+    let commits_at_start = commit_figures(&metrics);
     std::thread::sleep(Duration::from_secs(args.freshness_secs).saturating_sub(warmup));
     let fresh = metrics.freshness_ms.lock().expect("lock").clone();
+    let commits = commit_figures(&metrics).since(commits_at_start);
     let measured_rate = (metrics.events_in.get() - events_at_start) as f64
         / measure_started.elapsed().as_secs_f64();
+    let measure_started_secs = measure_started.elapsed().as_secs_f64();
     let mut rss_samples = vec![(0u64, rss_kib("VmRSS:"))];
     let soak_started = Instant::now();
     while soak_started.elapsed() < Duration::from_secs(args.soak_secs) {
@@ -343,11 +356,22 @@ fn ingest(args: IngestArgs) -> anyhow::Result<()> {
         100.0 * pipe_rate / raw_rate
     );
     println!(
+        "| pipeline commits | {pipe_commits} transactions, {pipe_rows} row writes for {pipe_keys} distinct rows ({:.2} writes per row) |",
+        pipe_rows as f64 / pipe_keys.max(1) as f64
+    );
+    println!(
         "| freshness at {:.0} events/s offered ({measured_rate:.0}/s read) | p50 {} ms, p99 {} ms ({} events) |",
         args.rate,
         fresh.quantile(0.5).map_or("-".into(), |v| v.to_string()),
         fresh.quantile(0.99).map_or("-".into(), |v| v.to_string()),
         fresh.count()
+    );
+    println!(
+        "| commits while measuring freshness | {} ({:.1}/s), mean {:.0} ms, mean {:.0} rows |",
+        commits.count,
+        commits.count as f64 / measure_started_secs,
+        commits.mean_ms(),
+        commits.mean_rows()
     );
     println!("| live producer (own process) | {produced_line} |");
     if args.soak_secs > 0 {
@@ -372,6 +396,40 @@ fn ingest(args: IngestArgs) -> anyhow::Result<()> {
         }
     );
     Ok(())
+}
+
+/// Running totals of the writer's commits.
+#[derive(Debug, Clone, Copy)]
+struct CommitFigures {
+    count: u64,
+    seconds: f64,
+    rows: f64,
+}
+
+impl CommitFigures {
+    fn since(self, before: CommitFigures) -> CommitFigures {
+        CommitFigures {
+            count: self.count - before.count,
+            seconds: self.seconds - before.seconds,
+            rows: self.rows - before.rows,
+        }
+    }
+
+    fn mean_ms(&self) -> f64 {
+        1000.0 * self.seconds / self.count.max(1) as f64
+    }
+
+    fn mean_rows(&self) -> f64 {
+        self.rows / self.count.max(1) as f64
+    }
+}
+
+fn commit_figures(m: &Metrics) -> CommitFigures {
+    CommitFigures {
+        count: m.commit_seconds.get_sample_count(),
+        seconds: m.commit_seconds.get_sample_sum(),
+        rows: m.commit_rows.get_sample_sum(),
+    }
 }
 
 fn producer_flush(producer: &rdkafka::producer::BaseProducer) -> anyhow::Result<()> {

@@ -27,8 +27,11 @@ pub struct RowNames {
 /// whichever worker or process writes the row knows them: no row can wait
 /// for (or be dropped for lack of) a name sent separately, and the names
 /// are released with the window's state. They are shared (`Arc`), so the
-/// many contributions of one row do not copy them.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+/// many contributions of one row do not copy them, and the source reuses
+/// one key per row and worker across ticks, so comparing two copies of a
+/// row's key (what differential's merges do most) stops at the pointers
+/// instead of comparing the strings (see the `Ord` impl).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MetricKey {
     /// [`hash_strs`] of (tenant, service, endpoint): compared first, so
     /// ordering rarely looks at the names.
@@ -46,7 +49,7 @@ pub struct MetricKey {
 }
 
 /// Identity of a `service_minute` row, with its name.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ServiceKey {
     /// [`hash_strs`] of the service.
     pub hash: u64,
@@ -71,6 +74,51 @@ mod shared {
         d: D,
     ) -> Result<Arc<T>, D::Error> {
         T::deserialize(d).map(Arc::new)
+    }
+}
+
+/// Orders shared values, deciding "equal" from the pointers when both
+/// sides share one allocation (the same order as comparing the values).
+fn cmp_shared<T: Ord>(a: &Arc<T>, b: &Arc<T>) -> std::cmp::Ordering {
+    if Arc::ptr_eq(a, b) {
+        std::cmp::Ordering::Equal
+    } else {
+        (**a).cmp(&**b)
+    }
+}
+
+// The same order a derive would give (fields in declaration order), with
+// the names compared by pointer first: differential compares equal keys
+// all the time, and the hashes alone cannot tell two names apart.
+impl Ord for MetricKey {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.hash
+            .cmp(&other.hash)
+            .then(self.minute.cmp(&other.minute))
+            .then(self.service_hash.cmp(&other.service_hash))
+            .then_with(|| cmp_shared(&self.service, &other.service))
+            .then_with(|| cmp_shared(&self.names, &other.names))
+    }
+}
+
+impl PartialOrd for MetricKey {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for ServiceKey {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.hash
+            .cmp(&other.hash)
+            .then(self.minute.cmp(&other.minute))
+            .then_with(|| cmp_shared(&self.service, &other.service))
+    }
+}
+
+impl PartialOrd for ServiceKey {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
     }
 }
 
@@ -308,6 +356,62 @@ mod tests {
         }
         assert!(all.values().all(|n| *n == 0));
         assert_eq!(reduce(&WindowAcc::default()), Agg::default());
+    }
+
+    fn key(hash: u64, minute: i64, service: &str, tenant: &str, endpoint: &str) -> MetricKey {
+        MetricKey {
+            hash,
+            minute,
+            service_hash: hash_strs(&[service]),
+            service: Arc::new(service.to_string()),
+            names: Arc::new(RowNames {
+                tenant: tenant.to_string(),
+                endpoint: endpoint.to_string(),
+            }),
+        }
+    }
+
+    #[test]
+    fn key_order_is_field_order_whether_or_not_names_are_shared() {
+        // Same hash on purpose: only the names can order these.
+        let keys = [
+            key(1, 0, "a", "t", "e"),
+            key(1, 0, "a", "t", "f"),
+            key(1, 0, "a", "u", "a"),
+            key(1, 1, "a", "t", "e"),
+            key(2, 0, "a", "a", "a"),
+        ];
+        let tuple = |k: &MetricKey| {
+            (
+                k.hash,
+                k.minute,
+                k.service_hash,
+                (*k.service).clone(),
+                (*k.names).clone(),
+            )
+        };
+        for a in &keys {
+            for b in &keys {
+                assert_eq!(a.cmp(b), tuple(a).cmp(&tuple(b)), "{a:?} vs {b:?}");
+                assert_eq!(a.cmp(b) == std::cmp::Ordering::Equal, a == b);
+                let sa = a.service_key();
+                let sb = b.service_key();
+                let st = |k: &ServiceKey| (k.hash, k.minute, (*k.service).clone());
+                assert_eq!(sa.cmp(&sb), st(&sa).cmp(&st(&sb)));
+            }
+            // A copy sharing the names and one with its own equal names.
+            let copy = a.clone();
+            let fresh = key(
+                a.hash,
+                a.minute,
+                &a.service,
+                &a.names.tenant,
+                &a.names.endpoint,
+            );
+            assert_eq!(a.cmp(&copy), std::cmp::Ordering::Equal);
+            assert_eq!(a.cmp(&fresh), std::cmp::Ordering::Equal);
+            assert_eq!(a, &fresh);
+        }
     }
 
     #[test]

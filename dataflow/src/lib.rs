@@ -6,7 +6,7 @@
 //! ```text
 //! KafkaSource (this worker's partitions: parse, validate, watermark, pre-aggregate per tick)
 //!   ├─ contributions ──▶ reduce by (tenant, service, endpoint, bucket) ─┐  (names in the key)
-//!   │                 └▶ reduce by (service, bucket) ───────────────────┤ changed rows → worker 0
+//!   ├─ service contributions ─▶ reduce by (service, bucket) ────────────┤ changed rows → worker 0
 //!   ├─ progress per partition ─────────────────────── broadcast ────────┤
 //!   └─ event timestamps, dead-letter counts ────────────────────────────┴▶ Commit (frontier; on
 //!      worker 0: one transaction per commit: rows + dead letters + ingest_offsets + frontier + stats)
@@ -268,7 +268,14 @@ pub fn run_with(
                 .clone()
                 .flat_map(|m| match m {
                     SourceMsg::Data(d) => Some(d),
-                    SourceMsg::Sink(_) => None,
+                    SourceMsg::ServiceData(_) | SourceMsg::Sink(_) => None,
+                })
+                .as_collection();
+            let service_contributions = out
+                .clone()
+                .flat_map(|m| match m {
+                    SourceMsg::ServiceData(d) => Some(d),
+                    SourceMsg::Data(_) | SourceMsg::Sink(_) => None,
                 })
                 .as_collection();
             let metric_rows = contributions
@@ -276,8 +283,7 @@ pub fn run_with(
                 .reduce_named("MetricsMinute", |_key, input, output| {
                     output.push((aggregate(input), 1isize))
                 });
-            let service_rows = contributions
-                .map(|(key, c)| (key.service_key(), c))
+            let service_rows = service_contributions
                 .reduce_named("ServiceMinute", |_key, input, output| {
                     output.push((aggregate(input), 1isize))
                 });
@@ -291,7 +297,7 @@ pub fn run_with(
                 );
             let sink_msgs = out.flat_map(|m| match m {
                 SourceMsg::Sink(s) => Some(s),
-                SourceMsg::Data(_) => None,
+                SourceMsg::Data(_) | SourceMsg::ServiceData(_) => None,
             });
             let progress = sink_msgs
                 .clone()

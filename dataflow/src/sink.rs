@@ -153,6 +153,11 @@ fn keep_larger<R>(
     }
 }
 
+/// True when `new` should replace `old` (see [`keep_larger`]).
+fn larger(old: Option<&Agg>, new: &Agg) -> bool {
+    old.is_none_or(|old| old.requests < new.requests)
+}
+
 fn ts(ms: i64) -> DateTime<Utc> {
     DateTime::from_timestamp_millis(ms).expect("bucket starts are within chrono's range")
 }
@@ -696,28 +701,35 @@ impl CommitState {
                 SinkMsg::Rejected(reason, minute, n) => {
                     *batch.dead_letters.entry((reason, minute)).or_default() += n
                 }
-                SinkMsg::Metric(key, agg, diff) if diff > 0 => keep_larger(
-                    &mut batch.metrics,
-                    (key.hash, key.minute),
-                    MetricRow {
-                        tenant: key.names.tenant.clone(),
-                        service: key.service.to_string(),
-                        endpoint: key.names.endpoint.clone(),
-                        minute_ms: key.minute,
-                        agg,
-                    },
-                    |r| r.agg.requests,
-                ),
-                SinkMsg::Service(key, agg, diff) if diff > 0 => keep_larger(
-                    &mut batch.services,
-                    (key.hash, key.minute),
-                    ServiceRow {
-                        service: key.service.to_string(),
-                        minute_ms: key.minute,
-                        agg,
-                    },
-                    |r| r.agg.requests,
-                ),
+                // The names are copied only for the value that is kept.
+                SinkMsg::Metric(key, agg, diff) if diff > 0 => {
+                    let k = (key.hash, key.minute);
+                    if larger(batch.metrics.get(&k).map(|r| &r.agg), &agg) {
+                        batch.metrics.insert(
+                            k,
+                            MetricRow {
+                                tenant: key.names.tenant.clone(),
+                                service: key.service.to_string(),
+                                endpoint: key.names.endpoint.clone(),
+                                minute_ms: key.minute,
+                                agg,
+                            },
+                        );
+                    }
+                }
+                SinkMsg::Service(key, agg, diff) if diff > 0 => {
+                    let k = (key.hash, key.minute);
+                    if larger(batch.services.get(&k).map(|r| &r.agg), &agg) {
+                        batch.services.insert(
+                            k,
+                            ServiceRow {
+                                service: key.service.to_string(),
+                                minute_ms: key.minute,
+                                agg,
+                            },
+                        );
+                    }
+                }
                 // A retraction without a new value: the window closed and its
                 // state was released. The stored row stays as it is.
                 SinkMsg::Metric(..) | SinkMsg::Service(..) => {}

@@ -35,7 +35,7 @@ use timely::dataflow::{Scope, StreamVec};
 
 use prescient_contracts::event::{Event, Reason, Rejection, parse_event};
 
-use crate::aggregate::{Contribution, MetricKey, RowNames, WindowAcc, hash_strs};
+use crate::aggregate::{Contribution, MetricKey, RowNames, ServiceKey, WindowAcc, hash_strs};
 use crate::dlq::{DeadLetters, DlqError};
 use crate::metrics::Metrics;
 use crate::offsets::ResumeState;
@@ -60,8 +60,13 @@ pub enum SourceError {
 /// What the source emits.
 #[derive(Debug, Clone)]
 pub enum SourceMsg {
-    /// A change to differential's input collection.
+    /// A change to differential's input collection of `metrics_minute` rows.
     Data(((MetricKey, Contribution), u64, isize)),
+    /// A change to the input collection of `service_minute` rows: the same
+    /// events, folded per service and tick in the source (a service row
+    /// gathers many metric rows, so far fewer updates reach differential
+    /// than if every metric contribution were mapped to its service).
+    ServiceData(((ServiceKey, Contribution), u64, isize)),
     /// Something for the commit operator.
     Sink(SinkMsg),
 }
@@ -243,7 +248,16 @@ struct Processor {
     /// This tick's additions per (bucket, key hash): row key and accumulation.
     delta: FxHashMap<(i64, u64), (MetricKey, WindowAcc)>,
     /// Everything this worker added to open windows, to retract on close.
+    /// Its keys are reused for the row's later contributions (see
+    /// [`MetricKey`]'s `Ord`).
     totals: BTreeMap<i64, FxHashMap<u64, (MetricKey, WindowAcc)>>,
+    /// This tick's additions per (bucket, service hash).
+    service_delta: FxHashMap<(i64, u64), (ServiceKey, WindowAcc)>,
+    /// Everything this worker added to open service windows.
+    service_totals: BTreeMap<i64, FxHashMap<u64, (ServiceKey, WindowAcc)>>,
+    /// One shared name per service (by hash), so every key of a service
+    /// shares it; entries no key uses any more go when windows close.
+    services: FxHashMap<u64, Arc<String>>,
     created: FxHashMap<i64, u64>,
     /// Dead letters this tick per (reason, Kafka-timestamp minute).
     rejected: FxHashMap<(Reason, i64), u64>,
@@ -306,6 +320,9 @@ impl KafkaSource {
                 parts: FxHashMap::default(),
                 delta: FxHashMap::default(),
                 totals: BTreeMap::new(),
+                services: FxHashMap::default(),
+                service_delta: FxHashMap::default(),
+                service_totals: BTreeMap::new(),
                 created: FxHashMap::default(),
                 rejected: FxHashMap::default(),
                 frontier: ctx.frontier.clone(),
@@ -382,6 +399,17 @@ impl KafkaSource {
 
     fn replaying(&self) -> bool {
         self.p.parts.values().any(PartState::replaying)
+    }
+
+    /// Records between this worker's read positions and the partitions'
+    /// ends as last seen (a lower bound: the ends are refreshed once a
+    /// second and at every tick).
+    fn backlog(&self) -> i64 {
+        self.p
+            .parts
+            .values()
+            .map(|st| st.end_offset.map_or(0, |end| (end - st.next_offset).max(0)))
+            .sum()
     }
 
     fn caught_up(&self) -> bool {
@@ -555,19 +583,43 @@ impl Processor {
         let hash = hash_strs(&[&e.tenant, &e.service, &e.endpoint]);
         let user = e.user.as_deref().map(|u| hash_strs(&[&e.tenant, u]));
         let latency = e.latency_ms.map(latency_bucket);
-        self.delta
-            .entry((start, hash))
+        let (totals, services) = (&self.totals, &mut self.services);
+        let (key, acc) = self.delta.entry((start, hash)).or_insert_with(|| {
+            // The row's key as this worker first made it, when it has
+            // one: every copy then shares the same names.
+            if let Some((key, _)) = totals.get(&start).and_then(|w| w.get(&hash)) {
+                return (key.clone(), WindowAcc::default());
+            }
+            let service_hash = hash_strs(&[&e.service]);
+            let service = match services.get(&service_hash) {
+                Some(s) if **s == *e.service => s.clone(),
+                Some(_) => Arc::new(e.service.to_string()),
+                None => services
+                    .entry(service_hash)
+                    .or_insert_with(|| Arc::new(e.service.to_string()))
+                    .clone(),
+            };
+            let key = MetricKey {
+                hash,
+                minute: start,
+                service_hash,
+                service,
+                names: Arc::new(RowNames {
+                    tenant: e.tenant.to_string(),
+                    endpoint: e.endpoint.to_string(),
+                }),
+            };
+            (key, WindowAcc::default())
+        });
+        acc.add_event(e.is_error(), latency, user);
+        let service_totals = &self.service_totals;
+        self.service_delta
+            .entry((start, key.service_hash))
             .or_insert_with(|| {
-                let key = MetricKey {
-                    hash,
-                    minute: start,
-                    service_hash: hash_strs(&[&e.service]),
-                    service: Arc::new(e.service.to_string()),
-                    names: Arc::new(RowNames {
-                        tenant: e.tenant.to_string(),
-                        endpoint: e.endpoint.to_string(),
-                    }),
-                };
+                let kept = service_totals
+                    .get(&start)
+                    .and_then(|w| w.get(&key.service_hash));
+                let key = kept.map_or_else(|| key.service_key(), |(k, _)| k.clone());
                 (key, WindowAcc::default())
             })
             .1
@@ -595,8 +647,34 @@ impl Processor {
                 }
             }
         }
+        for ((start, hash), (key, acc)) in self.service_delta.drain() {
+            out.extend(
+                acc.contributions(1)
+                    .map(|(c, n)| SourceMsg::ServiceData(((key.clone(), c), time, n))),
+            );
+            let window = self.service_totals.entry(start).or_default();
+            match window.get_mut(&hash) {
+                Some((_, total)) => total.merge(&acc),
+                None => {
+                    window.insert(hash, (key, acc));
+                }
+            }
+        }
         if let Some(f) = self.frontier.get() {
             let w = self.settings.windows;
+            while let Some(entry) = self.service_totals.first_entry() {
+                if w.closes_at(*entry.key()) > f {
+                    break;
+                }
+                for (_, (key, total)) in entry.remove() {
+                    out.extend(
+                        total
+                            .contributions(-1)
+                            .map(|(c, n)| SourceMsg::ServiceData(((key.clone(), c), time, n))),
+                    );
+                }
+            }
+            let mut closed = false;
             while let Some(entry) = self.totals.first_entry() {
                 if w.closes_at(*entry.key()) > f {
                     break;
@@ -610,6 +688,12 @@ impl Processor {
                     );
                     self.metrics.keys_held.dec();
                 }
+                closed = true;
+            }
+            if closed {
+                // Service names no open window of this worker uses (copies
+                // still in flight keep their own reference).
+                self.services.retain(|_, s| Arc::strong_count(s) > 1);
             }
             for st in self.parts.values_mut() {
                 st.tracked.retain(|start, _| w.closes_at(*start) > f);
@@ -640,11 +724,23 @@ fn now_tick(tick_ms: u64) -> u64 {
     (chrono::Utc::now().timestamp_millis().max(0) as u64) / tick_ms
 }
 
+/// Behind by more than this many records (per worker), a worker ends its
+/// ticks only every [`BEHIND_TICKS`] ticks: it catches up in fewer, larger
+/// steps (more events folded per row and tick before differential sees
+/// them, fewer reductions, fewer and larger commits, each changed row
+/// written once per commit). Not behind, it ends every tick, which keeps
+/// freshness low.
+pub const BEHIND_RECORDS: i64 = 50_000;
+/// Ticks (of `--tick`) a worker's tick lasts while it is behind.
+pub const BEHIND_TICKS: u32 = 10;
+
 /// The source operator's own state between activations.
 struct OperatorState {
     paused_since: Option<Instant>,
     warned: bool,
     replay_started: Option<Instant>,
+    /// When the current tick began.
+    tick_started: Instant,
 }
 
 /// Builds the source operator for this worker.
@@ -662,7 +758,9 @@ pub fn kafka_source<'scope>(
             paused_since: None,
             warned: false,
             replay_started: None,
+            tick_started: Instant::now(),
         };
+        let behind_tick = Duration::from_millis(settings.tick_ms) * BEHIND_TICKS;
         move |output| {
             let Some(src) = state.as_mut() else { return };
             let Some(c) = cap.as_mut() else { return };
@@ -714,7 +812,9 @@ pub fn kafka_source<'scope>(
             }
             let now = now_tick(settings.tick_ms).max(time + 1);
             let finished = stopping || (settings.until_caught_up && src.caught_up());
-            if time == 0 || now_tick(settings.tick_ms) > time || finished {
+            let due = now_tick(settings.tick_ms) > time
+                && (src.backlog() <= BEHIND_RECORDS || op.tick_started.elapsed() >= behind_tick);
+            if time == 0 || due || finished {
                 src.update_ends();
                 src.p.flush(time, &mut buf);
                 if !buf.is_empty() {
@@ -726,6 +826,7 @@ pub fn kafka_source<'scope>(
                     return;
                 }
                 c.downgrade(&now);
+                op.tick_started = Instant::now();
             }
             if n > 0 {
                 activator.activate();
