@@ -1,7 +1,0 @@
-//! Rebuilds the crate when a migration is added or changed: `sqlx::migrate!`
-//! embeds `migrations/` at compile time, and cargo does not otherwise know
-//! to look there (sqlx's documented advice).
-
-fn main() {
-    println!("cargo:rerun-if-changed=migrations");
-}
