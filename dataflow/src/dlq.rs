@@ -137,14 +137,7 @@ pub struct Deliveries {
 }
 
 impl ClientContext for Deliveries {
-    const ENABLE_REFRESH_OAUTH_TOKEN: bool = true;
-
-    fn generate_oauth_token(
-        &self,
-        _oauthbearer_config: Option<&str>,
-    ) -> Result<rdkafka::client::OAuthToken, Box<dyn std::error::Error>> {
-        self.oauth.token()
-    }
+    prescient_connect::oauth_token_hook!(oauth);
 }
 
 impl ProducerContext for Deliveries {

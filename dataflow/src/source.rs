@@ -138,14 +138,7 @@ pub struct SourceContextClient {
 }
 
 impl ClientContext for SourceContextClient {
-    const ENABLE_REFRESH_OAUTH_TOKEN: bool = true;
-
-    fn generate_oauth_token(
-        &self,
-        _oauthbearer_config: Option<&str>,
-    ) -> Result<rdkafka::client::OAuthToken, Box<dyn std::error::Error>> {
-        self.oauth.token()
-    }
+    prescient_connect::oauth_token_hook!(oauth);
 
     fn error(&self, error: KafkaError, reason: &str) {
         // Reaching a partition's end is how idleness is detected, not an error.

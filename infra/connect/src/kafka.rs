@@ -180,14 +180,29 @@ pub struct KafkaContext {
 }
 
 impl ClientContext for KafkaContext {
-    const ENABLE_REFRESH_OAUTH_TOKEN: bool = true;
+    crate::oauth_token_hook!(oauth);
+}
 
-    fn generate_oauth_token(
-        &self,
-        _oauthbearer_config: Option<&str>,
-    ) -> Result<OAuthToken, Box<dyn Error>> {
-        self.oauth.token()
-    }
+/// Inside an `impl rdkafka::ClientContext for T` block: turns on librdkafka's
+/// OAUTHBEARER refresh callback and answers it from the [`OAuth`] field
+/// `$field` of `T`. For client contexts that need callbacks of their own
+/// (the dataflow's source and dead-letter producer); others use
+/// [`KafkaContext`].
+#[macro_export]
+macro_rules! oauth_token_hook {
+    ($field:ident) => {
+        const ENABLE_REFRESH_OAUTH_TOKEN: bool = true;
+
+        fn generate_oauth_token(
+            &self,
+            _oauthbearer_config: ::std::option::Option<&str>,
+        ) -> ::std::result::Result<
+            $crate::rdkafka::client::OAuthToken,
+            ::std::boxed::Box<dyn ::std::error::Error>,
+        > {
+            self.$field.token()
+        }
+    };
 }
 
 impl ConsumerContext for KafkaContext {}

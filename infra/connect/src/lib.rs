@@ -34,3 +34,5 @@ pub mod msk_iam;
 pub mod postgres;
 
 pub use kafka::{ConnectError, KafkaContext, KafkaSecurity, OAuth};
+/// The librdkafka bindings the settings apply to (for [`oauth_token_hook!`]).
+pub use rdkafka;
