@@ -626,33 +626,21 @@ impl Processor {
         self.metrics.events_in.inc_by(counts.events_in);
         self.metrics.replayed.inc_by(counts.replayed);
         self.metrics.late.inc_by(counts.late);
-        for ((start, hash), (key, acc)) in self.delta.drain() {
-            out.extend(
-                acc.contributions(1)
-                    .map(|(c, n)| SourceMsg::Data(((key.clone(), c), time, n))),
-            );
-            let window = self.totals.entry(start).or_default();
-            match window.get_mut(&hash) {
-                Some((_, total)) => total.merge(&acc),
-                None => {
-                    window.insert(hash, (key, acc));
-                    self.metrics.keys_held.inc();
-                }
-            }
-        }
-        for ((start, hash), (key, acc)) in self.service_delta.drain() {
-            out.extend(
-                acc.contributions(1)
-                    .map(|(c, n)| SourceMsg::ServiceData(((key.clone(), c), time, n))),
-            );
-            let window = self.service_totals.entry(start).or_default();
-            match window.get_mut(&hash) {
-                Some((_, total)) => total.merge(&acc),
-                None => {
-                    window.insert(hash, (key, acc));
-                }
-            }
-        }
+        let new_keys = emit_delta(
+            &mut self.delta,
+            &mut self.totals,
+            time,
+            out,
+            SourceMsg::Data,
+        );
+        self.metrics.keys_held.add(new_keys as i64);
+        emit_delta(
+            &mut self.service_delta,
+            &mut self.service_totals,
+            time,
+            out,
+            SourceMsg::ServiceData,
+        );
         if let Some(f) = self.frontier.get() {
             let w = self.settings.windows;
             while let Some(entry) = self.service_totals.first_entry() {
@@ -829,6 +817,37 @@ pub fn kafka_source<'scope>(
         }
     });
     Ok(stream)
+}
+
+/// One differential update of a row keyed by `K`: (data, time, diff).
+type Update<K> = ((K, Contribution), u64, isize);
+
+/// Emits one tick's per-row changes (`delta`) as differential updates at
+/// `time` (wrapped by `msg`) and folds them into the windows' running
+/// totals; returns how many rows were new to their window.
+fn emit_delta<K: Clone>(
+    delta: &mut FxHashMap<(i64, u64), (K, WindowAcc)>,
+    totals: &mut BTreeMap<i64, FxHashMap<u64, (K, WindowAcc)>>,
+    time: u64,
+    out: &mut Vec<SourceMsg>,
+    msg: fn(Update<K>) -> SourceMsg,
+) -> usize {
+    let mut new_keys = 0;
+    for ((start, hash), (key, acc)) in delta.drain() {
+        out.extend(
+            acc.contributions(1)
+                .map(|(c, n)| msg(((key.clone(), c), time, n))),
+        );
+        let window = totals.entry(start).or_default();
+        match window.get_mut(&hash) {
+            Some((_, total)) => total.merge(&acc),
+            None => {
+                window.insert(hash, (key, acc));
+                new_keys += 1;
+            }
+        }
+    }
+    new_keys
 }
 
 #[cfg(test)]
