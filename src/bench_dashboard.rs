@@ -6,8 +6,12 @@
 //! tenants over the last `--metrics-hours`, the latest forecasts and a day
 //! of decisions; starts the dashboard in this process and drives it with
 //! `wrk` (Debian package) at `--connections` connections: the overview, and
-//! one service's 24-hour and 7-day series. Prints requests/s and latency
-//! percentiles per route.
+//! one service's 24-hour and 7-day series. Each route runs twice: flat out
+//! (closed loop: every connection sends its next request as soon as the
+//! answer arrives, so the tail is queueing at whatever rate the machine
+//! saturates) and paced at `--rate` requests/s over the same connections
+//! (the condition, "p99 at ≥ 1,000 requests/s"). Prints requests/s
+//! and latency percentiles per route and pass.
 
 use std::time::{Duration, Instant};
 
@@ -42,9 +46,12 @@ pub struct DashboardBenchArgs {
     /// wrk threads.
     #[arg(long, default_value_t = 2)]
     pub threads: u32,
-    /// Seconds per route.
+    /// Seconds per route and pass.
     #[arg(long, default_value_t = 15)]
     pub seconds: u32,
+    /// Requests/s of the paced pass, spread over all connections (0: flat out only).
+    #[arg(long, default_value_t = 1000)]
+    pub rate: u32,
     /// Use this PostgreSQL instead of a private one (it is seeded: use a scratch database).
     #[arg(long, env = "DATABASE_URL")]
     pub database_url: Option<String>,
@@ -190,8 +197,31 @@ async fn seed(pool: &sqlx::PgPool, a: &DashboardBenchArgs) -> anyhow::Result<()>
     Ok(())
 }
 
-fn wrk(args: &DashboardBenchArgs, name: &str, url: &str, token: &str) -> anyhow::Result<WrkResult> {
-    let out = std::process::Command::new("wrk")
+/// A wrk script that waits `delay_ms` before each request of a connection,
+/// so `connections` connections offer about `connections * 1000 / delay_ms`
+/// requests/s. wrk's latency excludes the wait.
+fn pacing_script(delay_ms: u32) -> String {
+    format!("function delay()\n  return {delay_ms}\nend\n")
+}
+
+/// The per-connection wait that offers `rate` requests/s over `connections`
+/// (rounded down: the offered rate errs high, never low).
+fn pacing_delay_ms(connections: u32, rate: u32) -> u32 {
+    (u64::from(connections) * 1000 / u64::from(rate.max(1))).max(1) as u32
+}
+
+fn wrk(
+    args: &DashboardBenchArgs,
+    name: &str,
+    url: &str,
+    token: &str,
+    script: Option<&std::path::Path>,
+) -> anyhow::Result<WrkResult> {
+    let mut command = std::process::Command::new("wrk");
+    if let Some(script) = script {
+        command.arg("-s").arg(script);
+    }
+    let out = command
         .args([
             "-t",
             &args.threads.to_string(),
@@ -261,25 +291,37 @@ pub fn run(args: DashboardBenchArgs) -> anyhow::Result<()> {
             "/api/v1/services/svc1/series?range=7d".to_string(),
         ),
     ];
+    let script =
+        std::env::temp_dir().join(format!("prescient-wrk-pace-{}.lua", std::process::id()));
+    let delay = pacing_delay_ms(args.connections, args.rate);
+    std::fs::write(&script, pacing_script(delay))
+        .with_context(|| format!("writing {}", script.display()))?;
+    let mut passes = vec![("flat out".to_string(), None)];
+    if args.rate > 0 {
+        passes.push((format!("paced {}/s", args.rate), Some(script.as_path())));
+    }
     let mut results = Vec::new();
     for (name, path) in &routes {
-        eprintln!(
-            "wrk: {name} ({path}), {} connections, {} s",
-            args.connections, args.seconds
-        );
-        let r = wrk(&args, name, &format!("{base}{path}"), &token)?;
-        results.push(r);
-        std::thread::sleep(Duration::from_secs(1));
+        for (pass, script) in &passes {
+            eprintln!(
+                "wrk: {name} ({path}), {pass}, {} connections, {} s",
+                args.connections, args.seconds
+            );
+            let r = wrk(&args, name, &format!("{base}{path}"), &token, *script)?;
+            results.push((pass.clone(), r));
+            std::thread::sleep(Duration::from_secs(1));
+        }
     }
     println!(
-        "\n| route | requests/s | p50 ms | p90 ms | p99 ms | errors |\n| --- | ---: | ---: | ---: | ---: | ---: |"
+        "\n| route | load | requests/s | p50 ms | p90 ms | p99 ms | errors |\n| --- | --- | ---: | ---: | ---: | ---: | ---: |"
     );
-    for r in &results {
+    for (pass, r) in &results {
         println!(
-            "| {} | {:.0} | {:.1} | {:.1} | {:.1} | {} |",
+            "| {} | {pass} | {:.0} | {:.1} | {:.1} | {:.1} | {} |",
             r.name, r.rps, r.p50_ms, r.p90_ms, r.p99_ms, r.errors
         );
     }
+    let _ = std::fs::remove_file(&script);
     drop(rt);
     Ok(())
 }
@@ -287,6 +329,14 @@ pub fn run(args: DashboardBenchArgs) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn paced_pass_offers_at_least_the_rate() {
+        assert_eq!(pacing_delay_ms(200, 1000), 200);
+        assert_eq!(pacing_delay_ms(200, 3000), 66); // 3,030/s offered
+        assert_eq!(pacing_delay_ms(10, 100_000), 1);
+        assert!(pacing_script(200).contains("return 200"));
+    }
 
     #[test]
     fn reads_wrk_latency_output() {

@@ -431,9 +431,9 @@ pub fn scaler_dry_run(
             };
         let mut decision = decision;
         decision.mode = prescient_contracts::decision::Mode::DryRun;
-        let action = prescient_scaler::plan::plan(
+        let action = prescient_functions_common::plan::plan(
             &decision,
-            prescient_scaler::plan::Observed::from_decision(&decision),
+            prescient_functions_common::plan::Observed::from_decision(&decision),
             chrono::Utc::now(),
         );
         let json = serde_json::to_vec(&action)?;

@@ -109,11 +109,11 @@ pub async fn me(p: Principal) -> Json<Me> {
 pub struct Band {
     /// Target minute starts, epoch ms.
     pub t: Vec<i64>,
-    /// 10th percentile, requests/min.
+    /// 10th percentile, requests/min (overview tiles: rounded to 0.1).
     pub p10: Vec<f64>,
-    /// Median, requests/min.
+    /// Median, requests/min (overview tiles: rounded to 0.1).
     pub p50: Vec<f64>,
-    /// 90th percentile, requests/min.
+    /// 90th percentile, requests/min (overview tiles: rounded to 0.1).
     pub p90: Vec<f64>,
 }
 
@@ -344,9 +344,9 @@ pub async fn build_overview(state: &AppState, tenant: Option<&str>) -> Result<Ov
                 p90: Vec::new(),
             });
             b.t.push(ms(t));
-            b.p10.push(p10);
-            b.p50.push(p50);
-            b.p90.push(p90);
+            b.p10.push(tile_value(p10));
+            b.p50.push(tile_value(p50));
+            b.p90.push(tile_value(p90));
         }
         let sizes: Vec<(String, i32, i32, Option<i32>)> = sqlx::query_as(
             "SELECT s.service, d.desired, d.current_size, a.applied
@@ -408,6 +408,15 @@ pub async fn overview(
         })
         .await?;
     Ok(json.response(&headers))
+}
+
+/// A forecast value as a tile shows it: rounded to 0.1 requests/min.
+///
+/// The models' full-precision numbers (`1234.5678901234567`) were most of
+/// the overview's bytes and compress badly; a sparkline cannot show more
+/// than three digits. The service view's `/forecast` keeps full precision.
+fn tile_value(v: f64) -> f64 {
+    (v * 10.0).round() / 10.0
 }
 
 /// Serialises an overview (for the cache).
@@ -1401,4 +1410,85 @@ pub async fn audit(
         return Err(ApiError::BadRequest("limit must be 1-1000".into()));
     }
     Ok(Json(crate::auth::audit_entries(&state.pool, limit).await?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::CachedJson;
+
+    /// 100 services, each with an hour of sparkline and a 60-minute band
+    /// of full-precision model output, as `build_overview` assembles them.
+    fn hundred_tiles(round: fn(f64) -> f64) -> Overview {
+        let start = 1_790_000_000_000i64;
+        let services = (0..100)
+            .map(|s| {
+                let wave = |i: i64, k: f64| {
+                    1000.0
+                        + 37.123_456_789 * s as f64
+                        + k * (i as f64 / 7.3).sin() * 211.987_654_321
+                };
+                ServiceTile {
+                    service: format!("service-{s:03}"),
+                    requests_per_min: 1234,
+                    error_rate: Some(0.012_345_678),
+                    spark: Spark {
+                        t: (0..60).map(|i| start + i * 60_000).collect(),
+                        requests: (0..60).map(|i| Some(wave(i, 1.0).round())).collect(),
+                    },
+                    forecast: Some(Band {
+                        t: (60..120).map(|i| start + i * 60_000).collect(),
+                        p10: (60..120).map(|i| round(wave(i, 0.8))).collect(),
+                        p50: (60..120).map(|i| round(wave(i, 1.0))).collect(),
+                        p90: (60..120).map(|i| round(wave(i, 1.2))).collect(),
+                    }),
+                    no_forecast_reason: None,
+                    desired: Some(12),
+                    current: Some(11),
+                }
+            })
+            .collect();
+        Overview {
+            now_ms: start,
+            frontier_ms: Some(start),
+            minute_ms: Some(start),
+            events_per_s: Some(2000.0),
+            error_rate: Some(0.01),
+            active_users: Some(5000),
+            latency_p95_ms: Some(120.0),
+            freshness_p50_ms: Some(300.0),
+            freshness_p99_ms: Some(900.0),
+            services,
+        }
+    }
+
+    #[test]
+    fn tile_values_are_rounded_to_a_tenth() {
+        assert_eq!(tile_value(1_234.567_890_123_4), 1234.6);
+        assert_eq!(tile_value(0.04), 0.0);
+        assert_eq!(tile_value(-2.25), -2.3);
+        assert_eq!(
+            serde_json::to_string(&tile_value(0.1 + 0.2)).unwrap(),
+            "0.3"
+        );
+    }
+
+    #[test]
+    fn rounded_overview_is_a_fraction_of_the_full_precision_one() {
+        let full = CachedJson::new(overview_bytes(&hundred_tiles(|v| v)));
+        let tiles = CachedJson::new(overview_bytes(&hundred_tiles(tile_value)));
+        let (full_gz, tiles_gz) = (full.gzip.unwrap().len(), tiles.gzip.unwrap().len());
+        eprintln!(
+            "overview, 100 tiles: {} -> {} bytes JSON, {} -> {} gzip",
+            full.body.len(),
+            tiles.body.len(),
+            full_gz,
+            tiles_gz
+        );
+        assert!(
+            tiles.body.len() * 10 < full.body.len() * 7,
+            "JSON shrinks by > 30%"
+        );
+        assert!(tiles_gz * 2 < full_gz, "gzip halves");
+    }
 }

@@ -11,7 +11,7 @@
 //! With no webhook and no e-mail topic, messages are only logged.
 
 use prescient_contracts::action::Outcome;
-use prescient_scaler::config::{ConfigError, parse_positive};
+use prescient_functions_common::config::{ConfigError, nonempty, parse_positive};
 
 use crate::sink::SecretUrl;
 
@@ -70,7 +70,7 @@ impl Config {
 
     /// Reads settings through `get` (the environment, or a map in tests).
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
-        let nonempty = |k: &str| get(k).filter(|v| !v.trim().is_empty());
+        let nonempty = nonempty(get);
         let d = Config::default();
         let outcomes = match nonempty("PRESCIENT_NOTIFY_OUTCOMES") {
             None => d.outcomes,
@@ -111,7 +111,7 @@ mod tests {
     use super::*;
 
     fn cfg(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
-        Config::from_lookup(prescient_scaler::config::lookup_pairs(pairs))
+        Config::from_lookup(prescient_functions_common::testkit::lookup_pairs(pairs))
     }
 
     #[test]

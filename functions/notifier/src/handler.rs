@@ -6,7 +6,7 @@ use aws_config::SdkConfig;
 use aws_lambda_events::event::kafka::KafkaEvent;
 use aws_lambda_events::event::sns::SnsEvent;
 use chrono::{DateTime, Utc};
-use prescient_scaler::record::{KafkaBatchResponse, RecordId, records, value_bytes};
+use prescient_functions_common::record::{KafkaBatchResponse, RecordId, records, value_bytes};
 
 use crate::config::Config;
 use crate::limiter::{Limiter, Verdict};

@@ -6,11 +6,11 @@ use prescient_notifier::{Config, Invocation, Notifier};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    prescient_scaler::lambda::init_tracing();
+    prescient_functions_common::lambda::init_tracing();
     let config = Config::from_env()?;
     let sdk = aws_config::load_from_env().await;
     let notifier = Notifier::new(&sdk, config);
-    prescient_scaler::lambda::run(|payload| async {
+    prescient_functions_common::lambda::run(|payload| async {
         let invocation = Invocation::from_json(payload)?;
         Ok(notifier.handle(invocation, chrono::Utc::now()).await?)
     })

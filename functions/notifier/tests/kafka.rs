@@ -6,8 +6,8 @@ mod common;
 use chrono::Utc;
 use common::{action, json, start_hook};
 use prescient_contracts::action::Outcome;
+use prescient_functions_common::testkit::kafka_event;
 use prescient_notifier::{Config, Invocation, Notifier};
-use prescient_scaler::record::kafka_event;
 
 #[tokio::test]
 async fn kafka_batches_from_scaling_actions_are_collapsed_and_failures_reported() {

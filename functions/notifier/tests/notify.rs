@@ -11,8 +11,8 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use common::{action, json, start_hook};
 use prescient_contracts::action::Outcome;
+use prescient_functions_common::testkit::{MotoServer, drain_queue, subscribe_queue};
 use prescient_notifier::{Config, Invocation, Notifier};
-use prescient_scaler::testkit::{MotoServer, drain_queue, subscribe_queue};
 
 /// Everything logged, to check no secret ever is.
 #[derive(Clone, Default)]

@@ -6,7 +6,7 @@
 //! cargo run --release -p prescient-scaler --example bench
 //! ```
 //!
-//! Against a real `moto_server` (see `prescient_scaler::testkit`):
+//! Against a real `moto_server` (see `prescient_functions_common::testkit`):
 //!
 //! * binary size of the release builds, as built and stripped;
 //! * cold start: the release `prescient-scaler` binary is started under a
@@ -30,11 +30,11 @@ use futures_util::StreamExt;
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
 use hyper::{Request, Response};
-use hyper_util::rt::TokioIo;
 use prescient_contracts::action::Outcome;
 use prescient_contracts::decision::{Mode, ScalingDecision, Target};
-use prescient_scaler::record::kafka_event;
-use prescient_scaler::testkit::{MotoServer, REGION, create_cluster};
+use prescient_functions_common::testkit::{
+    MotoServer, REGION, create_cluster, kafka_event, serve_http1,
+};
 use prescient_scaler::{Config, Scaler};
 use uuid::Uuid;
 
@@ -184,20 +184,7 @@ impl RuntimeApi {
 async fn start_runtime_api(api: RuntimeApi) -> u16 {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
-    tokio::spawn(async move {
-        loop {
-            let Ok((tcp, _)) = listener.accept().await else {
-                return;
-            };
-            let api = api.clone();
-            tokio::spawn(async move {
-                let svc = hyper::service::service_fn(move |req| api.clone().serve(req));
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(tcp), svc)
-                    .await;
-            });
-        }
-    });
+    serve_http1(listener, None, move |req| api.clone().serve(req));
     port
 }
 

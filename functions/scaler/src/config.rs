@@ -17,17 +17,10 @@
 
 use std::time::Duration;
 
-/// A configuration value that could not be parsed.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("environment variable {name}={value:?}: {why}")]
-pub struct ConfigError {
-    /// Variable name.
-    pub name: &'static str,
-    /// Its value.
-    pub value: String,
-    /// What is wrong.
-    pub why: String,
-}
+pub use prescient_functions_common::config::ConfigError;
+use prescient_functions_common::config::{
+    is_secret_key, nonempty, parse_bool, parse_positive, parse_properties,
+};
 
 /// The scaler's settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -80,7 +73,7 @@ impl Config {
     /// Reads settings through `get` (the environment, or a map in tests).
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
         let d = Config::default();
-        let nonempty = |k: &str| get(k).filter(|v| !v.trim().is_empty());
+        let nonempty = nonempty(get);
         Ok(Config {
             actions_topic_arn: nonempty("PRESCIENT_ACTIONS_TOPIC_ARN"),
             force_dry_run: match nonempty("PRESCIENT_FORCE_DRY_RUN") {
@@ -132,13 +125,6 @@ impl std::fmt::Debug for KafkaConfig {
     }
 }
 
-fn is_secret_key(key: &str) -> bool {
-    let k = key.to_ascii_lowercase();
-    ["password", "secret", "token", "key"]
-        .iter()
-        .any(|s| k.contains(s))
-}
-
 #[cfg(feature = "kafka")]
 fn check_kafka_feature(brokers: String) -> Result<String, ConfigError> {
     Ok(brokers)
@@ -153,65 +139,10 @@ fn check_kafka_feature(brokers: String) -> Result<String, ConfigError> {
     })
 }
 
-/// `key=value;key=value` librdkafka properties.
-pub fn parse_properties(value: &str) -> Result<Vec<(String, String)>, ConfigError> {
-    value
-        .split(';')
-        .map(str::trim)
-        .filter(|kv| !kv.is_empty())
-        .map(|kv| match kv.split_once('=') {
-            Some((k, v)) if !k.trim().is_empty() => {
-                Ok((k.trim().to_string(), v.trim().to_string()))
-            }
-            // The value may hold credentials: never echo it.
-            _ => Err(ConfigError {
-                name: "PRESCIENT_KAFKA_PROPERTIES",
-                value: "(not shown)".into(),
-                why: "an entry is not key=value".into(),
-            }),
-        })
-        .collect()
-}
-
-/// A lookup over fixed `NAME, value` pairs, for `Config::from_lookup` in
-/// tests (either function's).
-pub fn lookup_pairs<'a>(pairs: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {
-    move |k| {
-        pairs
-            .iter()
-            .find(|(n, _)| *n == k)
-            .map(|(_, v)| v.to_string())
-    }
-}
-
-/// `true`/`false`, `1`/`0`, `yes`/`no` (any case).
-pub fn parse_bool(name: &'static str, value: &str) -> Result<bool, ConfigError> {
-    match value.trim().to_ascii_lowercase().as_str() {
-        "true" | "1" | "yes" => Ok(true),
-        "false" | "0" | "no" => Ok(false),
-        _ => Err(ConfigError {
-            name,
-            value: value.into(),
-            why: "expected true or false".into(),
-        }),
-    }
-}
-
-/// A whole number ≥ 1.
-pub fn parse_positive(name: &'static str, value: &str) -> Result<u64, ConfigError> {
-    match value.trim().parse::<u64>() {
-        Ok(n) if n >= 1 => Ok(n),
-        _ => Err(ConfigError {
-            name,
-            value: value.into(),
-            why: "expected a whole number >= 1".into(),
-        }),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use prescient_functions_common::testkit::lookup_pairs;
 
     fn cfg(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
         Config::from_lookup(lookup_pairs(pairs))

@@ -6,7 +6,7 @@ use base64::Engine as _;
 
 use crate::error::ScalerError;
 use crate::kube::ClusterAccess;
-use crate::plan::Observed;
+use prescient_functions_common::plan::Observed;
 
 /// The EKS operations the scaler needs, over one SDK client.
 #[derive(Debug, Clone)]

@@ -6,9 +6,7 @@
 //! Deployment, access denied, invalid parameters: retrying cannot help, so
 //! the record is reported `failed` and not retried.
 
-#[cfg(feature = "aws")]
 use aws_sdk_eks::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
-#[cfg(feature = "aws")]
 use aws_smithy_runtime_api::http::Response;
 
 /// Why applying a decision failed.
@@ -73,7 +71,6 @@ impl ScalerError {
     }
 
     /// Wraps an AWS SDK error of `operation`, classifying it.
-    #[cfg(feature = "aws")]
     pub fn from_sdk<E>(operation: &'static str, err: SdkError<E, Response>) -> ScalerError
     where
         E: ProvideErrorMetadata + std::error::Error + 'static,
@@ -88,7 +85,6 @@ impl ScalerError {
 }
 
 /// Error codes of AWS services that mean "try again later".
-#[cfg(feature = "aws")]
 const RETRYABLE_CODES: &[&str] = &[
     "ThrottlingException",
     "Throttling",
@@ -103,7 +99,6 @@ const RETRYABLE_CODES: &[&str] = &[
 
 /// Classifies any AWS SDK error: transport failures, timeouts, 429, 5xx and
 /// throttling or in-use codes are retryable; other service errors are not.
-#[cfg(feature = "aws")]
 pub fn sdk_error_is_retryable<E: ProvideErrorMetadata>(err: &SdkError<E, Response>) -> bool {
     match err {
         SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {

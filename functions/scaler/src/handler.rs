@@ -31,9 +31,9 @@ use crate::config::Config;
 use crate::eks::Eks;
 use crate::error::ScalerError;
 use crate::kube::Kube;
-use crate::plan::{Observed, plan, validate};
 use crate::publish::Publisher;
-use crate::record::{KafkaBatchResponse, RecordId, decode, records};
+use prescient_functions_common::plan::{Observed, plan, validate};
+use prescient_functions_common::record::{KafkaBatchResponse, RecordId, decode, records};
 
 /// What a Lambda invocation carries.
 #[derive(Debug, Clone, PartialEq)]
@@ -379,11 +379,11 @@ fn skipped(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::record::kafka_event;
     use aws_config::{BehaviorVersion, Region};
     use aws_credential_types::Credentials;
     use aws_credential_types::provider::SharedCredentialsProvider;
     use chrono::Duration;
+    use prescient_functions_common::testkit::kafka_event;
 
     /// A scaler whose AWS endpoint refuses connections: any AWS call fails,
     /// retryably, so a test sees whether one was attempted.

@@ -9,70 +9,38 @@
 //! every outcome is published to SNS. Failed records are reported to
 //! Lambda for retry only when retrying can help.
 //!
-//! The decision logic is a pure function, [`plan()`], that `prescient demo`
-//! also uses in dry-run:
+//! The decision logic is the pure function
+//! [`prescient_functions_common::plan()`], shared with `prescient demo`
+//! (dry-run); Kafka record decoding, environment helpers and the runtime
+//! loop come from `prescient-functions-common` too, so this crate and the
+//! notifier do not depend on each other.
 //!
-//! ```
-//! use chrono::{TimeZone, Utc};
-//! use prescient_contracts::action::Outcome;
-//! use prescient_contracts::decision::{Mode, ScalingDecision, Target};
-//! use prescient_scaler::{plan, Observed};
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use prescient_scaler::{Config, Invocation, Scaler};
 //!
-//! let now = Utc.with_ymd_and_hms(2026, 11, 21, 10, 1, 0).unwrap();
-//! let decision = ScalingDecision {
-//!     id: uuid::Uuid::new_v4(),
-//!     service: "checkout".into(),
-//!     issued_at: now - chrono::Duration::minutes(1),
-//!     expires_at: now + chrono::Duration::minutes(4),
-//!     target: Target::Nodegroup { cluster: "prod".into(), nodegroup: "web".into() },
-//!     current: 2,
-//!     desired: 50,
-//!     min: 1,
-//!     max: 20,
-//!     policy: "checkout".into(),
-//!     reason: "p90 forecast 9000 rpm at +8 min".into(),
-//!     forecast: None,
-//!     mode: Mode::Apply,
-//! };
-//! // The node group allows at most 10 nodes: 50 is clamped.
-//! let action = plan(&decision, Observed { current: 2, min: Some(1), max: Some(10) }, now);
-//! assert_eq!(action.outcome, Outcome::Clamped);
-//! assert_eq!(action.applied, Some(10));
+//! let sdk = aws_config::load_from_env().await;
+//! let scaler = Scaler::new(&sdk, Config::from_env()?)?;
+//! let invocation = Invocation::from_json(serde_json::json!({
+//!     "eventSource": "aws:kafka", "records": {}
+//! }))?;
+//! let report = scaler.handle(invocation, chrono::Utc::now()).await?;
+//! println!("{}", serde_json::to_string(&report)?);
+//! # Ok(()) }
 //! ```
 //!
-//! Modules: [`config`] (environment), [`record`] (Kafka records in,
-//! partial-batch response out), [`plan`](mod@plan) (pure decision logic), `eks`
-//! (node groups, cluster access), `kube` (Deployment scale, EKS token),
-//! `publish` (SNS, Kafka), `handler` (the batch), [`error`] (retryable or not),
-//! `lambda` (the runtime loop and logs both functions' `main` share).
-//! With the `testkit` feature, `testkit` starts a `moto_server` for tests.
-//!
-//! Features: `aws` (default) is the Lambda function itself (AWS SDK and
-//! Kubernetes clients, handler, binary); without it
-//! (`default-features = false`) only [`plan`](mod@plan), [`record`],
-//! [`config`] and [`error`] remain, free of the AWS SDK. `kafka` adds
-//! publishing to the `scaling-actions` topic; `testkit` the test helpers.
+//! Modules: [`config`] (environment), `eks` (node groups, cluster access),
+//! `kube` (Deployment scale, EKS token), `publish` (SNS, Kafka), `handler`
+//! (the batch), [`error`] (retryable or not). Feature `kafka` adds
+//! publishing to the `scaling-actions` topic.
 
 pub mod config;
-#[cfg(feature = "aws")]
 pub mod eks;
 pub mod error;
-#[cfg(feature = "aws")]
 pub mod handler;
-#[cfg(feature = "aws")]
 pub mod kube;
-#[cfg(feature = "lambda")]
-pub mod lambda;
-pub mod plan;
-#[cfg(feature = "aws")]
 pub mod publish;
-pub mod record;
-#[cfg(feature = "testkit")]
-pub mod testkit;
 
 pub use config::Config;
 pub use error::ScalerError;
-#[cfg(feature = "aws")]
 pub use handler::{BatchReport, Invocation, Scaler};
-pub use plan::{Observed, plan};
-pub use record::KafkaBatchResponse;

@@ -13,12 +13,10 @@ use chrono::Utc;
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
 use hyper::{Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
 use prescient_contracts::action::Outcome;
 use prescient_contracts::decision::{Mode, ScalingDecision, Target};
+use prescient_functions_common::testkit::{MotoServer, create_cluster, kafka_event, serve_http1};
 use prescient_scaler::kube::{ClusterAccess, TOKEN_PREFIX, token_url};
-use prescient_scaler::record::kafka_event;
-use prescient_scaler::testkit::{MotoServer, create_cluster};
 use prescient_scaler::{Config, Scaler};
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::rustls::ServerConfig;
@@ -160,23 +158,8 @@ async fn start_fake_kube(replicas: u32) -> (ClusterAccess, FakeKube) {
         seen: Arc::new(Mutex::new(Vec::new())),
     };
     let server = fake.clone();
-    tokio::spawn(async move {
-        loop {
-            let Ok((tcp, _)) = listener.accept().await else {
-                return;
-            };
-            let acceptor = acceptor.clone();
-            let server = server.clone();
-            tokio::spawn(async move {
-                let Ok(tls) = acceptor.accept(tcp).await else {
-                    return;
-                };
-                let svc = hyper::service::service_fn(move |req| server.clone().serve(req));
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(tls), svc)
-                    .await;
-            });
-        }
+    serve_http1(listener, Some(acceptor), move |req| {
+        server.clone().serve(req)
     });
     let access = ClusterAccess {
         endpoint: format!("https://127.0.0.1:{port}"),

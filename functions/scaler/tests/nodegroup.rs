@@ -8,8 +8,9 @@ use aws_sdk_eks::types::NodegroupScalingConfig;
 use chrono::{DateTime, Utc};
 use prescient_contracts::action::{Outcome, ScalingAction};
 use prescient_contracts::decision::{Mode, ScalingDecision, Target};
-use prescient_scaler::record::kafka_event;
-use prescient_scaler::testkit::{MotoServer, create_cluster, drain_queue, subscribe_queue};
+use prescient_functions_common::testkit::{
+    MotoServer, create_cluster, drain_queue, kafka_event, subscribe_queue,
+};
 use prescient_scaler::{Config, Scaler};
 use uuid::Uuid;
 

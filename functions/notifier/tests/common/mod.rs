@@ -8,9 +8,9 @@ use chrono::Utc;
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
 use hyper::{Request, Response};
-use hyper_util::rt::TokioIo;
 use prescient_contracts::action::{Outcome, ScalingAction};
 use prescient_contracts::decision::{Mode, Target};
+use prescient_functions_common::testkit::serve_http1;
 
 /// The webhook path: its last segment plays the secret token.
 pub const SECRET_PATH: &str = "/services/T0000/B0000/s3cr3tT0ken";
@@ -59,20 +59,7 @@ pub async fn start_hook() -> (Hook, String) {
         listener.local_addr().unwrap().port()
     );
     let server = hook.clone();
-    tokio::spawn(async move {
-        loop {
-            let Ok((tcp, _)) = listener.accept().await else {
-                return;
-            };
-            let server = server.clone();
-            tokio::spawn(async move {
-                let svc = hyper::service::service_fn(move |req| server.clone().serve(req));
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(tcp), svc)
-                    .await;
-            });
-        }
-    });
+    serve_http1(listener, None, move |req| server.clone().serve(req));
     (hook, url)
 }
 

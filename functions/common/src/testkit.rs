@@ -1,6 +1,8 @@
 //! Test helpers (feature `testkit`): a real `moto_server` on a loopback
-//! port, SDK configuration pointing at it, and an SQS queue subscribed to an
-//! SNS topic to read what was published.
+//! port, SDK configuration pointing at it, an SQS queue subscribed to an
+//! SNS topic to read what was published, MSK events as Lambda receives
+//! them, fixed-pair config lookups, and a loopback HTTP(S) server for
+//! webhook receivers and fake APIs.
 //!
 //! The server binary is `$MOTO_SERVER` when set, else
 //! `<workspace root>/.venv/bin/moto_server` (created by the README's test
@@ -8,6 +10,10 @@
 //! tests fail rather than silently skip.
 
 use std::net::{TcpListener, TcpStream};
+
+use aws_lambda_events::event::kafka::KafkaEvent;
+
+use crate::record::encode_value;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -208,4 +214,92 @@ pub async fn create_cluster(sdk: &SdkConfig, name: &str) {
         .send()
         .await
         .expect("CreateCluster on moto");
+}
+
+/// Builds a [`KafkaEvent`] as an MSK event source mapping delivers it:
+/// records grouped under `{topic}-{partition}`, values base64-encoded.
+/// Each item is `(partition, offset, value)`. For tests and benchmarks.
+pub fn kafka_event<'a>(
+    topic: &str,
+    items: impl IntoIterator<Item = (i64, i64, &'a [u8])>,
+) -> KafkaEvent {
+    let mut groups: serde_json::Map<String, serde_json::Value> = serde_json::Map::new();
+    for (partition, offset, value) in items {
+        let record = serde_json::json!({
+            "topic": topic,
+            "partition": partition,
+            "offset": offset,
+            "timestamp": 1_795_255_200_000_i64 + offset,
+            "timestampType": "CREATE_TIME",
+            "key": encode_value(b"prescient"),
+            "value": encode_value(value),
+            "headers": [],
+        });
+        let group = groups
+            .entry(format!("{topic}-{partition}"))
+            .or_insert_with(|| serde_json::json!([]));
+        group
+            .as_array_mut()
+            .expect("group is an array")
+            .push(record);
+    }
+    serde_json::from_value(serde_json::json!({
+        "eventSource": "aws:kafka",
+        "eventSourceArn": "arn:aws:kafka:us-east-1:123456789012:cluster/prescient/00000000-0000-0000-0000-000000000000-1",
+        "bootstrapServers": "b-1.prescient.kafka.us-east-1.amazonaws.com:9098",
+        "records": groups,
+    }))
+    .expect("a well-formed Kafka event")
+}
+
+/// A lookup over fixed `NAME, value` pairs, for `Config::from_lookup` in
+/// tests (either function's).
+pub fn lookup_pairs<'a>(pairs: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {
+    move |k| {
+        pairs
+            .iter()
+            .find(|(n, _)| *n == k)
+            .map(|(_, v)| v.to_string())
+    }
+}
+
+/// Serves HTTP/1 on `listener` until the runtime stops, each connection on
+/// its own task, through TLS when `tls` is given; `handle` answers every
+/// request (fake webhooks, the Kubernetes API, the Lambda runtime API).
+pub fn serve_http1<H, F>(
+    listener: tokio::net::TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    handle: H,
+) where
+    H: Fn(hyper::Request<hyper::body::Incoming>) -> F + Clone + Send + Sync + 'static,
+    F: std::future::Future<
+            Output = Result<
+                hyper::Response<http_body_util::Full<hyper::body::Bytes>>,
+                std::convert::Infallible,
+            >,
+        > + Send
+        + 'static,
+{
+    use hyper_util::rt::TokioIo;
+    tokio::spawn(async move {
+        loop {
+            let Ok((tcp, _)) = listener.accept().await else {
+                return;
+            };
+            let (tls, handle) = (tls.clone(), handle.clone());
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(handle);
+                let http = hyper::server::conn::http1::Builder::new();
+                let _ = match tls {
+                    None => http.serve_connection(TokioIo::new(tcp), service).await,
+                    Some(acceptor) => {
+                        let Ok(stream) = acceptor.accept(tcp).await else {
+                            return;
+                        };
+                        http.serve_connection(TokioIo::new(stream), service).await
+                    }
+                };
+            });
+        }
+    });
 }

@@ -17,7 +17,7 @@ use std::fmt;
 
 use aws_lambda_events::event::kafka::{KafkaEvent, KafkaRecord};
 use base64::Engine as _;
-use prescient_contracts::decision::ScalingDecision;
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 /// Where a record came from: topic, partition and offset.
@@ -37,8 +37,8 @@ impl fmt::Display for RecordId {
     }
 }
 
-/// Why a record could not be turned into a decision. Never retryable: the
-/// same bytes will fail the same way.
+/// Why a record could not be decoded. Never retryable: the same bytes will
+/// fail the same way.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DecodeError {
     /// The record has no value (a tombstone).
@@ -47,8 +47,8 @@ pub enum DecodeError {
     /// The value is not valid base64.
     #[error("value is not base64: {0}")]
     Base64(String),
-    /// The value is not a `scaling-decisions` JSON object.
-    #[error("value is not a scaling decision: {0}")]
+    /// The value is not the JSON the topic carries.
+    #[error("value is not the topic's JSON: {0}")]
     Json(String),
 }
 
@@ -93,8 +93,10 @@ pub fn value_bytes(record: &KafkaRecord) -> Result<Vec<u8>, DecodeError> {
         .map_err(|e| DecodeError::Base64(e.to_string()))
 }
 
-/// Decodes one record's base64 value into a decision.
-pub fn decode(record: &KafkaRecord) -> Result<ScalingDecision, DecodeError> {
+/// Decodes one record's base64 JSON value (a
+/// [`ScalingDecision`](prescient_contracts::decision::ScalingDecision), a
+/// [`ScalingAction`](prescient_contracts::action::ScalingAction), ...).
+pub fn decode<T: DeserializeOwned>(record: &KafkaRecord) -> Result<T, DecodeError> {
     let bytes = value_bytes(record)?;
     serde_json::from_slice(&bytes).map_err(|e| DecodeError::Json(e.to_string()))
 }
@@ -102,43 +104,6 @@ pub fn decode(record: &KafkaRecord) -> Result<ScalingDecision, DecodeError> {
 /// Encodes bytes as MSK does for a record value (standard base64).
 pub fn encode_value(bytes: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(bytes)
-}
-
-/// Builds a [`KafkaEvent`] as an MSK event source mapping delivers it:
-/// records grouped under `{topic}-{partition}`, values base64-encoded.
-/// Each item is `(partition, offset, value)`. For tests, benchmarks and the
-/// demo.
-pub fn kafka_event<'a>(
-    topic: &str,
-    items: impl IntoIterator<Item = (i64, i64, &'a [u8])>,
-) -> KafkaEvent {
-    let mut groups: serde_json::Map<String, serde_json::Value> = serde_json::Map::new();
-    for (partition, offset, value) in items {
-        let record = serde_json::json!({
-            "topic": topic,
-            "partition": partition,
-            "offset": offset,
-            "timestamp": 1_795_255_200_000_i64 + offset,
-            "timestampType": "CREATE_TIME",
-            "key": encode_value(b"prescient"),
-            "value": encode_value(value),
-            "headers": [],
-        });
-        let group = groups
-            .entry(format!("{topic}-{partition}"))
-            .or_insert_with(|| serde_json::json!([]));
-        group
-            .as_array_mut()
-            .expect("group is an array")
-            .push(record);
-    }
-    serde_json::from_value(serde_json::json!({
-        "eventSource": "aws:kafka",
-        "eventSourceArn": "arn:aws:kafka:us-east-1:123456789012:cluster/prescient/00000000-0000-0000-0000-000000000000-1",
-        "bootstrapServers": "b-1.prescient.kafka.us-east-1.amazonaws.com:9098",
-        "records": groups,
-    }))
-    .expect("a well-formed Kafka event")
 }
 
 /// The identifier of one failed record in a [`KafkaBatchResponse`].
@@ -185,6 +150,7 @@ impl KafkaBatchResponse {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use prescient_contracts::decision::ScalingDecision;
 
     const EVENT: &str = r#"{
       "eventSource": "aws:kafka",
@@ -208,13 +174,20 @@ mod tests {
         let recs = records(&event);
         let ids: Vec<String> = recs.iter().map(|(id, _)| id.to_string()).collect();
         assert_eq!(ids, ["scaling-decisions-0@4", "scaling-decisions-1@7"]);
-        assert_eq!(decode(recs[0].1), Err(DecodeError::NoValue));
-        assert!(matches!(decode(recs[1].1), Err(DecodeError::Json(_))));
+        assert_eq!(
+            decode::<ScalingDecision>(recs[0].1),
+            Err(DecodeError::NoValue)
+        );
+        assert!(matches!(
+            decode::<ScalingDecision>(recs[1].1),
+            Err(DecodeError::Json(_))
+        ));
     }
 
+    #[cfg(feature = "testkit")]
     #[test]
     fn built_events_round_trip() {
-        let event = kafka_event(
+        let event = crate::testkit::kafka_event(
             "scaling-decisions",
             [(2, 10, &b"{}"[..]), (0, 3, &b"x"[..]), (2, 11, &b"y"[..])],
         );
@@ -237,7 +210,10 @@ mod tests {
         let mut event: KafkaEvent = serde_json::from_str(EVENT).unwrap();
         let rec = event.records.get_mut("scaling-decisions-1").unwrap();
         rec[0].value = Some("***".into());
-        assert!(matches!(decode(&rec[0]), Err(DecodeError::Base64(_))));
+        assert!(matches!(
+            decode::<ScalingDecision>(&rec[0]),
+            Err(DecodeError::Base64(_))
+        ));
     }
 
     #[test]

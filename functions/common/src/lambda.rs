@@ -1,9 +1,9 @@
-//! What both Lambda functions' `main` does (feature `lambda`): JSON logs
+//! What both Lambda functions' `main` does (feature `runtime`): JSON logs
 //! the way CloudWatch reads them, then one handler call per invocation.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), lambda_runtime::Error> {
-//! prescient_scaler::lambda::run(|payload: serde_json::Value| async move {
+//! prescient_functions_common::lambda::run(|payload: serde_json::Value| async move {
 //!     Ok::<_, lambda_runtime::Error>(payload)
 //! })
 //! .await
