@@ -145,21 +145,9 @@ mod tests {
     fn decision(desired: u32, mode: Mode) -> ScalingDecision {
         ScalingDecision {
             id: Uuid::from_u128(7),
-            service: "checkout".into(),
-            issued_at: "2026-11-21T10:00:00Z".parse().unwrap(),
-            expires_at: "2026-11-21T10:05:00Z".parse().unwrap(),
-            target: Target::Nodegroup {
-                cluster: "prod".into(),
-                nodegroup: "web".into(),
-            },
-            current: 2,
-            desired,
-            min: 1,
             max: 20,
-            policy: "checkout".into(),
-            reason: "test".into(),
-            forecast: None,
             mode,
+            ..crate::testkit::decision("web", desired, "2026-11-21T10:00:00Z".parse().unwrap())
         }
     }
 

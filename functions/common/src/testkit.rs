@@ -12,6 +12,11 @@
 use std::net::{TcpListener, TcpStream};
 
 use aws_lambda_events::event::kafka::KafkaEvent;
+use chrono::{DateTime, Utc};
+use prescient_contracts::decision::{Mode, ScalingDecision, Target};
+
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
 
 use crate::record::encode_value;
 use std::path::PathBuf;
@@ -265,19 +270,16 @@ pub fn lookup_pairs<'a>(pairs: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Opt
 
 /// Serves HTTP/1 on `listener` until the runtime stops, each connection on
 /// its own task, through TLS when `tls` is given; `handle` answers every
-/// request (fake webhooks, the Kubernetes API, the Lambda runtime API).
+/// request, given with its body already read (fake webhooks, the
+/// Kubernetes API, the Lambda runtime API).
 pub fn serve_http1<H, F>(
     listener: tokio::net::TcpListener,
     tls: Option<tokio_rustls::TlsAcceptor>,
     handle: H,
 ) where
-    H: Fn(hyper::Request<hyper::body::Incoming>) -> F + Clone + Send + Sync + 'static,
-    F: std::future::Future<
-            Output = Result<
-                hyper::Response<http_body_util::Full<hyper::body::Bytes>>,
-                std::convert::Infallible,
-            >,
-        > + Send
+    H: Fn(hyper::Request<Bytes>) -> F + Clone + Send + Sync + 'static,
+    F: std::future::Future<Output = Result<hyper::Response<Full<Bytes>>, std::convert::Infallible>>
+        + Send
         + 'static,
 {
     use hyper_util::rt::TokioIo;
@@ -288,7 +290,20 @@ pub fn serve_http1<H, F>(
             };
             let (tls, handle) = (tls.clone(), handle.clone());
             tokio::spawn(async move {
-                let service = hyper::service::service_fn(handle);
+                let service = hyper::service::service_fn(
+                    move |req: hyper::Request<hyper::body::Incoming>| {
+                        let handle = handle.clone();
+                        async move {
+                            let (parts, body) = req.into_parts();
+                            let body = body
+                                .collect()
+                                .await
+                                .map(|b| b.to_bytes())
+                                .unwrap_or_default();
+                            handle(hyper::Request::from_parts(parts, body)).await
+                        }
+                    },
+                );
                 let http = hyper::server::conn::http1::Builder::new();
                 let _ = match tls {
                     None => http.serve_connection(TokioIo::new(tcp), service).await,
@@ -302,4 +317,43 @@ pub fn serve_http1<H, F>(
             });
         }
     });
+}
+
+/// A decision for node group `prod/{nodegroup}` of service `checkout`:
+/// current 2, bounds 1..=10, apply mode, valid for 5 minutes from
+/// `issued_at`. Tests change what they need with struct update syntax.
+pub fn decision(nodegroup: &str, desired: u32, issued_at: DateTime<Utc>) -> ScalingDecision {
+    ScalingDecision {
+        id: uuid::Uuid::new_v4(),
+        service: "checkout".into(),
+        issued_at,
+        expires_at: issued_at + chrono::Duration::minutes(5),
+        target: Target::Nodegroup {
+            cluster: "prod".into(),
+            nodegroup: nodegroup.into(),
+        },
+        current: 2,
+        desired,
+        min: 1,
+        max: 10,
+        policy: "checkout".into(),
+        reason: "test".into(),
+        forecast: None,
+        mode: Mode::Apply,
+    }
+}
+
+/// An MSK event on `scaling-decisions` carrying each `(partition, offset,
+/// decision)` as JSON.
+pub fn decisions_event<'a>(
+    items: impl IntoIterator<Item = (i64, i64, &'a ScalingDecision)>,
+) -> KafkaEvent {
+    let values: Vec<(i64, i64, Vec<u8>)> = items
+        .into_iter()
+        .map(|(p, o, d)| (p, o, serde_json::to_vec(d).expect("a decision serialises")))
+        .collect();
+    kafka_event(
+        prescient_contracts::SCALING_DECISIONS_TOPIC,
+        values.iter().map(|(p, o, v)| (*p, *o, v.as_slice())),
+    )
 }

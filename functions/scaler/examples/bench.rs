@@ -27,16 +27,15 @@ use std::time::{Duration, Instant};
 use aws_sdk_eks::types::NodegroupScalingConfig;
 use chrono::Utc;
 use futures_util::StreamExt;
-use http_body_util::{BodyExt, Full};
-use hyper::body::{Bytes, Incoming};
+use http_body_util::Full;
+use hyper::body::Bytes;
 use hyper::{Request, Response};
 use prescient_contracts::action::Outcome;
-use prescient_contracts::decision::{Mode, ScalingDecision, Target};
+use prescient_contracts::decision::{ScalingDecision, Target};
 use prescient_functions_common::testkit::{
-    MotoServer, REGION, create_cluster, kafka_event, serve_http1,
+    self, MotoServer, REGION, create_cluster, kafka_event, serve_http1,
 };
 use prescient_scaler::{Config, Scaler};
-use uuid::Uuid;
 
 const CLUSTER: &str = "bench";
 const NODEGROUPS: usize = 100;
@@ -48,24 +47,16 @@ fn nodegroup(i: usize) -> String {
 }
 
 fn decision(ng: &str, desired: u32) -> ScalingDecision {
-    let now = Utc::now();
     ScalingDecision {
-        id: Uuid::new_v4(),
         service: ng.to_string(),
-        issued_at: now,
-        expires_at: now + chrono::Duration::minutes(5),
         target: Target::Nodegroup {
             cluster: CLUSTER.into(),
             nodegroup: ng.into(),
         },
-        current: 2,
-        desired,
-        min: 1,
         max: 50,
         policy: "bench".into(),
         reason: "bench".into(),
-        forecast: None,
-        mode: Mode::Apply,
+        ..testkit::decision(ng, desired, Utc::now())
     }
 }
 
@@ -133,7 +124,7 @@ struct RuntimeApi {
 }
 
 impl RuntimeApi {
-    async fn serve(self, req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
+    async fn serve(self, req: Request<Bytes>) -> Result<Response<Full<Bytes>>, Infallible> {
         let path = req.uri().path().to_string();
         if path.ends_with("/invocation/next") {
             self.first_next
@@ -159,12 +150,7 @@ impl RuntimeApi {
                 .body(Full::new(Bytes::from(self.event.lock().unwrap().clone())))
                 .unwrap());
         }
-        let body = req
-            .into_body()
-            .collect()
-            .await
-            .map(|b| b.to_bytes())
-            .unwrap_or_default();
+        let body = req.body().clone();
         if path.contains("/invocation/") {
             *self.response.lock().unwrap() =
                 Some((Instant::now(), String::from_utf8_lossy(&body).into_owned()));

@@ -383,7 +383,7 @@ mod tests {
     use aws_credential_types::Credentials;
     use aws_credential_types::provider::SharedCredentialsProvider;
     use chrono::Duration;
-    use prescient_functions_common::testkit::kafka_event;
+    use prescient_functions_common::testkit::{self, kafka_event};
 
     /// A scaler whose AWS endpoint refuses connections: any AWS call fails,
     /// retryably, so a test sees whether one was attempted.
@@ -415,33 +415,13 @@ mod tests {
             + Duration::minutes(issued_min);
         ScalingDecision {
             id: Uuid::from_u128(n),
-            service: "checkout".into(),
-            issued_at,
-            expires_at: issued_at + Duration::minutes(5),
-            target: Target::Nodegroup {
-                cluster: "prod".into(),
-                nodegroup: nodegroup.into(),
-            },
-            current: 2,
-            desired,
-            min: 1,
-            max: 10,
-            policy: "checkout".into(),
-            reason: "test".into(),
-            forecast: None,
             mode,
+            ..testkit::decision(nodegroup, desired, issued_at)
         }
     }
 
     fn event(decisions: &[(i64, i64, &ScalingDecision)]) -> KafkaEvent {
-        let values: Vec<(i64, i64, Vec<u8>)> = decisions
-            .iter()
-            .map(|(p, o, d)| (*p, *o, serde_json::to_vec(d).unwrap()))
-            .collect();
-        kafka_event(
-            "scaling-decisions",
-            values.iter().map(|(p, o, v)| (*p, *o, v.as_slice())),
-        )
+        testkit::decisions_event(decisions.iter().copied())
     }
 
     fn outcomes(report: &BatchReport) -> Vec<(String, Outcome)> {

@@ -10,18 +10,17 @@ use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_credential_types::Credentials;
 use aws_credential_types::provider::SharedCredentialsProvider;
 use chrono::Utc;
-use http_body_util::{BodyExt, Full};
-use hyper::body::{Bytes, Incoming};
+use http_body_util::Full;
+use hyper::body::Bytes;
 use hyper::{Request, Response, StatusCode};
 use prescient_contracts::action::Outcome;
-use prescient_contracts::decision::{Mode, ScalingDecision, Target};
-use prescient_functions_common::testkit::{MotoServer, create_cluster, kafka_event, serve_http1};
+use prescient_contracts::decision::{ScalingDecision, Target};
+use prescient_functions_common::testkit::{self, MotoServer, create_cluster, serve_http1};
 use prescient_scaler::kube::{ClusterAccess, TOKEN_PREFIX, token_url};
 use prescient_scaler::{Config, Scaler};
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::rustls::ServerConfig;
 use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
-use uuid::Uuid;
 
 const SCALE_PATH: &str = "/apis/apps/v1/namespaces/shop/deployments/api/scale";
 
@@ -71,7 +70,7 @@ fn token_ok(authorization: &str) -> bool {
 }
 
 impl FakeKube {
-    async fn serve(self, req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
+    async fn serve(self, req: Request<Bytes>) -> Result<Response<Full<Bytes>>, Infallible> {
         let header = |n: &str| {
             req.headers()
                 .get(n)
@@ -86,12 +85,7 @@ impl FakeKube {
             content_type: header("content-type"),
             body: String::new(),
         };
-        let body = req
-            .into_body()
-            .collect()
-            .await
-            .map(|b| b.to_bytes())
-            .unwrap_or_default();
+        let body = req.body().clone();
         seen.body = String::from_utf8_lossy(&body).into_owned();
         self.seen.lock().unwrap().push(seen.clone());
         if !token_ok(&seen.authorization) {
@@ -184,31 +178,23 @@ fn offline_sdk() -> SdkConfig {
 }
 
 fn decision(desired: u32) -> ScalingDecision {
-    let now = Utc::now();
     ScalingDecision {
-        id: Uuid::new_v4(),
         service: "api".into(),
-        issued_at: now,
-        expires_at: now + chrono::Duration::minutes(5),
         target: Target::Deployment {
             cluster: "prod".into(),
             namespace: "shop".into(),
             name: "api".into(),
         },
         current: 3,
-        desired,
         min: 2,
         max: 12,
         policy: "api".into(),
-        reason: "test".into(),
-        forecast: None,
-        mode: Mode::Apply,
+        ..testkit::decision("unused", desired, Utc::now())
     }
 }
 
 fn batch(d: &ScalingDecision) -> aws_lambda_events::event::kafka::KafkaEvent {
-    let v = serde_json::to_vec(d).unwrap();
-    kafka_event("scaling-decisions", [(0, 1, v.as_slice())])
+    testkit::decisions_event([(0, 1, d)])
 }
 
 #[tokio::test]

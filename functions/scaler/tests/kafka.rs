@@ -7,8 +7,8 @@ use std::time::Duration;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use chrono::Utc;
 use prescient_contracts::action::{Outcome, ScalingAction};
-use prescient_contracts::decision::{Mode, ScalingDecision, Target};
-use prescient_functions_common::testkit::kafka_event;
+use prescient_contracts::decision::{Mode, ScalingDecision};
+use prescient_functions_common::testkit::{self, kafka_event};
 use prescient_scaler::config::KafkaConfig;
 use prescient_scaler::{Config, Scaler};
 use rdkafka::ClientConfig;
@@ -19,22 +19,8 @@ use rdkafka::mocking::MockCluster;
 fn decision(nodegroup: &str, minutes_old: i64) -> ScalingDecision {
     let issued_at = Utc::now() - chrono::Duration::minutes(minutes_old);
     ScalingDecision {
-        id: uuid::Uuid::new_v4(),
-        service: "checkout".into(),
-        issued_at,
-        expires_at: issued_at + chrono::Duration::minutes(5),
-        target: Target::Nodegroup {
-            cluster: "prod".into(),
-            nodegroup: nodegroup.into(),
-        },
-        current: 2,
-        desired: 4,
-        min: 1,
-        max: 10,
-        policy: "checkout".into(),
-        reason: "test".into(),
-        forecast: None,
         mode: Mode::DryRun,
+        ..testkit::decision(nodegroup, 4, issued_at)
     }
 }
 

@@ -7,12 +7,11 @@ use aws_config::SdkConfig;
 use aws_sdk_eks::types::NodegroupScalingConfig;
 use chrono::{DateTime, Utc};
 use prescient_contracts::action::{Outcome, ScalingAction};
-use prescient_contracts::decision::{Mode, ScalingDecision, Target};
+use prescient_contracts::decision::{ScalingDecision, Target};
 use prescient_functions_common::testkit::{
-    MotoServer, create_cluster, drain_queue, kafka_event, subscribe_queue,
+    self, MotoServer, create_cluster, drain_queue, subscribe_queue,
 };
 use prescient_scaler::{Config, Scaler};
-use uuid::Uuid;
 
 const CLUSTER: &str = "prod";
 const NODEGROUP: &str = "web";
@@ -102,36 +101,18 @@ impl Env {
 
 fn decision(desired: u32, issued_at: DateTime<Utc>) -> ScalingDecision {
     ScalingDecision {
-        id: Uuid::new_v4(),
-        service: "checkout".into(),
-        issued_at,
-        expires_at: issued_at + chrono::Duration::minutes(5),
-        target: Target::Nodegroup {
-            cluster: CLUSTER.into(),
-            nodegroup: NODEGROUP.into(),
-        },
-        current: 2,
-        desired,
-        min: 1,
         max: 100,
-        policy: "checkout".into(),
         reason: "p90 forecast at +8 min".into(),
-        forecast: None,
-        mode: Mode::Apply,
+        ..testkit::decision(NODEGROUP, desired, issued_at)
     }
 }
 
 fn batch(decisions: &[&ScalingDecision]) -> aws_lambda_events::event::kafka::KafkaEvent {
-    let values: Vec<Vec<u8>> = decisions
-        .iter()
-        .map(|d| serde_json::to_vec(d).unwrap())
-        .collect();
-    kafka_event(
-        "scaling-decisions",
-        values
+    testkit::decisions_event(
+        decisions
             .iter()
             .enumerate()
-            .map(|(i, v)| (0, 100 + i as i64, v.as_slice())),
+            .map(|(i, d)| (0, 100 + i as i64, *d)),
     )
 }
 

@@ -5,8 +5,8 @@ use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
 
 use chrono::Utc;
-use http_body_util::{BodyExt, Full};
-use hyper::body::{Bytes, Incoming};
+use http_body_util::Full;
+use hyper::body::Bytes;
 use hyper::{Request, Response};
 use prescient_contracts::action::{Outcome, ScalingAction};
 use prescient_contracts::decision::{Mode, Target};
@@ -23,14 +23,9 @@ pub struct Hook {
 }
 
 impl Hook {
-    async fn serve(self, req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
+    async fn serve(self, req: Request<Bytes>) -> Result<Response<Full<Bytes>>, Infallible> {
         let ok_path = req.uri().path() == SECRET_PATH && req.method() == "POST";
-        let body = req
-            .into_body()
-            .collect()
-            .await
-            .map(|b| b.to_bytes())
-            .unwrap_or_default();
+        let body = req.body().clone();
         if *self.fail.lock().unwrap() || !ok_path {
             return Ok(Response::builder()
                 .status(500)
