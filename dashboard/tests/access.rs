@@ -98,13 +98,8 @@ async fn tokens_roles_sessions_and_audit() {
 
     // Login with JSON: a signed, HttpOnly, SameSite=Strict cookie.
     let res = env
-        .http
-        .post(format!("{}/api/v1/login", env.base))
-        .header("content-type", "application/json")
-        .body(format!(r#"{{"token":"{viewer}"}}"#))
-        .send()
-        .await
-        .unwrap();
+        .login("application/json", format!(r#"{{"token":"{viewer}"}}"#))
+        .await;
     assert_eq!(res.status(), 204);
     let set_cookie = res.headers()["set-cookie"].to_str().unwrap().to_string();
     for attr in [
@@ -135,13 +130,11 @@ async fn tokens_roles_sessions_and_audit() {
 
     // Login with the form: redirect to the app.
     let res = env
-        .http
-        .post(format!("{}/api/v1/login", env.base))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(format!("token={operator}"))
-        .send()
-        .await
-        .unwrap();
+        .login(
+            "application/x-www-form-urlencoded",
+            format!("token={operator}"),
+        )
+        .await;
     assert_eq!(res.status(), 303);
     assert_eq!(res.headers()["location"], "/");
     assert!(res.headers().contains_key("set-cookie"));
@@ -196,13 +189,8 @@ async fn tokens_roles_sessions_and_audit() {
     let mut statuses = Vec::new();
     for _ in 0..3 {
         let res = env
-            .http
-            .post(format!("{}/api/v1/login", env.base))
-            .header("content-type", "application/json")
-            .body(format!(r#"{{"token":"{wrong}"}}"#))
-            .send()
-            .await
-            .unwrap();
+            .login("application/json", format!(r#"{{"token":"{wrong}"}}"#))
+            .await;
         statuses.push(res.status().as_u16());
         if res.status() == 429 {
             assert!(res.headers().contains_key("retry-after"));
@@ -210,13 +198,8 @@ async fn tokens_roles_sessions_and_audit() {
     }
     assert_eq!(statuses, [401, 401, 429]);
     let res = env
-        .http
-        .post(format!("{}/api/v1/login", env.base))
-        .header("content-type", "application/json")
-        .body(format!(r#"{{"token":"{admin}"}}"#))
-        .send()
-        .await
-        .unwrap();
+        .login("application/json", format!(r#"{{"token":"{admin}"}}"#))
+        .await;
     assert_eq!(res.status(), 429, "even a good token waits out the limit");
 
     // The audit trail: logins, token changes and denials; never a secret.

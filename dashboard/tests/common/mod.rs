@@ -62,6 +62,18 @@ impl Env {
         (info.id, token)
     }
 
+    /// POSTs `/api/v1/login` with `body` as `content_type`; the raw response
+    /// (status, cookie, redirect).
+    pub async fn login(&self, content_type: &str, body: String) -> reqwest::Response {
+        self.http
+            .post(format!("{}/api/v1/login", self.base))
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
     /// GET with a bearer token; (status, body as JSON or as a string).
     pub async fn get(&self, path: &str, token: Option<&str>) -> (u16, serde_json::Value) {
         let mut req = self.http.get(format!("{}{path}", self.base));
@@ -107,112 +119,55 @@ impl Env {
     ///   with 7 requests each; tenant `globex` has `checkout` /a with 1000 and `globex-only` /x with 500.
     pub async fn seed(&self) {
         let t0 = self.t0;
-        sqlx::query(
+        // Every statement takes t0 as $1.
+        for sql in [
             "INSERT INTO service_minute (service, minute, requests, errors, latency_p50_ms, latency_p95_ms, latency_p99_ms, active_users)
-             SELECT 'checkout', m, 100, 2, 10, 20 + extract(minute FROM m)::int % 5, 50, 30
-             FROM generate_series($1 - interval '8 days', $1 - interval '1 minute', interval '1 minute') AS m",
-        )
-        .bind(t0)
-        .execute(&self.pool)
-        .await
-        .unwrap();
-        sqlx::query(
+                 SELECT 'checkout', m, 100, 2, 10, 20 + extract(minute FROM m)::int % 5, 50, 30
+                 FROM generate_series($1 - interval '8 days', $1 - interval '1 minute', interval '1 minute') AS m",
             "INSERT INTO service_minute (service, minute, requests, errors, latency_p50_ms, latency_p95_ms, latency_p99_ms, active_users)
-             SELECT 'search', m, 10, 0, 5, 6, 7, 3
-             FROM generate_series($1 - interval '2 hours', $1 - interval '1 minute', interval '1 minute') AS m",
-        )
-        .bind(t0)
-        .execute(&self.pool)
-        .await
-        .unwrap();
-        sqlx::query(
+                 SELECT 'search', m, 10, 0, 5, 6, 7, 3
+                 FROM generate_series($1 - interval '2 hours', $1 - interval '1 minute', interval '1 minute') AS m",
             "INSERT INTO metrics_minute (tenant, service, endpoint, minute, requests, errors, latency_p50_ms, latency_p95_ms, latency_p99_ms, active_users)
-             SELECT tenant, service, endpoint, m, requests, 0, 10, 20, 30, 1
-             FROM generate_series($1 - interval '2 hours', $1 - interval '1 minute', interval '1 minute') AS m,
-                  (VALUES ('acme', 'checkout', '/a', 7), ('acme', 'checkout', '/b', 7),
-                          ('globex', 'checkout', '/a', 1000), ('globex', 'globex-only', '/x', 500))
-                    AS v(tenant, service, endpoint, requests)",
-        )
-        .bind(t0)
-        .execute(&self.pool)
-        .await
-        .unwrap();
-        // The frontier is t0: the minute t0 - 1 min is closed.
-        sqlx::query(
-            "INSERT INTO ingest_frontier (topic, frontier_ms, bucket_ms, lateness_ms) VALUES ('user-events', $1, 60000, 600000)",
-        )
-        .bind(ms(t0))
-        .execute(&self.pool)
-        .await
-        .unwrap();
-        sqlx::query(
+                 SELECT tenant, service, endpoint, m, requests, 0, 10, 20, 30, 1
+                 FROM generate_series($1 - interval '2 hours', $1 - interval '1 minute', interval '1 minute') AS m,
+                      (VALUES ('acme', 'checkout', '/a', 7), ('acme', 'checkout', '/b', 7),
+                              ('globex', 'checkout', '/a', 1000), ('globex', 'globex-only', '/x', 500))
+                        AS v(tenant, service, endpoint, requests)",
+            // The frontier is t0: the minute t0 - 1 min is closed.
+            "INSERT INTO ingest_frontier (topic, frontier_ms, bucket_ms, lateness_ms) VALUES ('user-events', (extract(epoch FROM $1::timestamptz) * 1000)::int8, 60000, 600000)",
             "INSERT INTO ingest_offsets (topic, partition, next_offset, watermark_ms, replay_offset, end_offset)
-             VALUES ('user-events', 0, 90, $1, 80, 100), ('user-events', 1, 50, $1, 40, NULL)",
-        )
-        .bind(ms(t0))
-        .execute(&self.pool)
-        .await
-        .unwrap();
-        sqlx::query(
+                 VALUES ('user-events', 0, 90, (extract(epoch FROM $1::timestamptz) * 1000)::int8, 80, 100), ('user-events', 1, 50, (extract(epoch FROM $1::timestamptz) * 1000)::int8, 40, NULL)",
             "INSERT INTO dead_letters_minute (topic, reason, minute, count)
-             VALUES ('user-events', 'invalid_json', $1 - interval '10 minutes', 3),
-                    ('user-events', 'too_late', $1 - interval '10 minutes', 1),
-                    ('user-events', 'invalid_json', $1 - interval '5 minutes', 2)",
-        )
-        .bind(t0)
-        .execute(&self.pool)
-        .await
-        .unwrap();
-        sqlx::query(
+                 VALUES ('user-events', 'invalid_json', $1 - interval '10 minutes', 3),
+                        ('user-events', 'too_late', $1 - interval '10 minutes', 1),
+                        ('user-events', 'invalid_json', $1 - interval '5 minutes', 2)",
             "INSERT INTO ingest_stats_minute (topic, minute, events, rejected, commits, rows_written, freshness_p50_ms, freshness_p99_ms, keys_held)
-             SELECT 'user-events', m, 6000, 1, 60, 120, 800, 1900, 42
-             FROM generate_series($1 - interval '30 minutes', $1 - interval '1 minute', interval '1 minute') AS m",
-        )
-        .bind(t0)
-        .execute(&self.pool)
-        .await
-        .unwrap();
-        // Forecasts for checkout: issued every minute of the last 2 hours, 60 horizons each.
-        sqlx::query(
+                 SELECT 'user-events', m, 6000, 1, 60, 120, 800, 1900, 42
+                 FROM generate_series($1 - interval '30 minutes', $1 - interval '1 minute', interval '1 minute') AS m",
+            // Forecasts for checkout: issued every minute of the last 2 hours, 60 horizons each.
             "INSERT INTO forecasts (service, issued_at, target_minute, horizon_min, p10, p50, p90, model)
-             SELECT 'checkout', i, i + (h - 1) * interval '1 minute', h, 90, 100 + h, 120, 'auto'
-             FROM generate_series($1 - interval '2 hours', $1, interval '1 minute') AS i, generate_series(1, 60) AS h",
-        )
-        .bind(t0)
-        .execute(&self.pool)
-        .await
-        .unwrap();
-        sqlx::query(
+                 SELECT 'checkout', i, i + (h - 1) * interval '1 minute', h, 90, 100 + h, 120, 'auto'
+                 FROM generate_series($1 - interval '2 hours', $1, interval '1 minute') AS i, generate_series(1, 60) AS h",
             "INSERT INTO forecast_accuracy (service, minute, window_min, samples, mae, mase, coverage, model)
-             VALUES ('checkout', $1 - interval '2 minutes', 60, 60, 4.0, 0.7, 0.8, 'auto'),
-                    ('checkout', $1 - interval '1 minute', 60, 60, 5.0, 0.8, 0.82, 'auto')",
-        )
-        .bind(t0)
-        .execute(&self.pool)
-        .await
-        .unwrap();
-        // Two decisions 30 minutes apart; the first has a clamped outcome.
-        sqlx::query(
+                 VALUES ('checkout', $1 - interval '2 minutes', 60, 60, 4.0, 0.7, 0.8, 'auto'),
+                        ('checkout', $1 - interval '1 minute', 60, 60, 5.0, 0.8, 0.82, 'auto')",
+            // Two decisions 30 minutes apart; the first has a clamped outcome.
             "INSERT INTO scaling_decisions (id, service, issued_at, expires_at, target, current_size, desired, min_size, max_size,
-                                            policy, reason, fallback, forecast, mode, decision)
-             VALUES ('00000000-0000-0000-0000-000000000001', 'checkout', $1 - interval '40 minutes', $1 - interval '35 minutes',
-                     '{}', 2, 6, 1, 5, 'predictive', 'p90 of the next 5 min needs 6', false,
-                     '{\"horizon\": 5, \"p50\": 500.0, \"p90\": 600.0}', 'dry-run', '{}'),
-                    ('00000000-0000-0000-0000-000000000002', 'checkout', $1 - interval '10 minutes', $1 - interval '5 minutes',
-                     '{}', 5, 3, 1, 5, 'predictive', 'scale in', false, NULL, 'dry-run', '{}')",
-        )
-        .bind(t0)
-        .execute(&self.pool)
-        .await
-        .unwrap();
-        sqlx::query(
+                                                policy, reason, fallback, forecast, mode, decision)
+                 VALUES ('00000000-0000-0000-0000-000000000001', 'checkout', $1 - interval '40 minutes', $1 - interval '35 minutes',
+                         '{}', 2, 6, 1, 5, 'predictive', 'p90 of the next 5 min needs 6', false,
+                         '{\"horizon\": 5, \"p50\": 500.0, \"p90\": 600.0}', 'dry-run', '{}'),
+                        ('00000000-0000-0000-0000-000000000002', 'checkout', $1 - interval '10 minutes', $1 - interval '5 minutes',
+                         '{}', 5, 3, 1, 5, 'predictive', 'scale in', false, NULL, 'dry-run', '{}')",
             "INSERT INTO scaling_actions (decision_id, service, target, outcome, previous, requested, applied, reason, mode, at, action)
-             VALUES ('00000000-0000-0000-0000-000000000001', 'checkout', '{}', 'clamped', 2, 6, 5, 'max is 5', 'dry-run',
-                     $1 - interval '39 minutes', '{}')",
-        )
-        .bind(t0)
-        .execute(&self.pool)
-        .await
-        .unwrap();
+                 VALUES ('00000000-0000-0000-0000-000000000001', 'checkout', '{}', 'clamped', 2, 6, 5, 'max is 5', 'dry-run',
+                         $1 - interval '39 minutes', '{}')",
+        ] {
+            sqlx::query(sql)
+                .bind(t0)
+                .execute(&self.pool)
+                .await
+                .unwrap_or_else(|e| panic!("seeding failed: {e}\n{sql}"));
+        }
     }
 }
