@@ -45,6 +45,28 @@ fn now_ms() -> i64 {
 }
 
 /// Service names follow the event contract; anything else cannot have data.
+/// A numeric query parameter: `default` when absent, else within `allowed`.
+fn bounded<T>(
+    name: &str,
+    value: Option<T>,
+    default: T,
+    allowed: std::ops::RangeInclusive<T>,
+) -> Result<T, ApiError>
+where
+    T: PartialOrd + std::fmt::Display + Copy,
+{
+    let v = value.unwrap_or(default);
+    if allowed.contains(&v) {
+        Ok(v)
+    } else {
+        Err(ApiError::BadRequest(format!(
+            "{name} must be {}-{}",
+            allowed.start(),
+            allowed.end()
+        )))
+    }
+}
+
 fn check_service(service: &str) -> Result<(), ApiError> {
     if crate::auth::valid_tenant(service) {
         Ok(())
@@ -763,20 +785,8 @@ pub async fn forecast_history(
 ) -> Result<Json<ForecastHistory>, ApiError> {
     require_all_tenants(&state, &p, "/api/v1/services/{service}/forecast-history")?;
     check_service(&service)?;
-    let horizon = q.horizon.unwrap_or(15);
-    if !(1..=1440).contains(&horizon) {
-        return Err(ApiError::BadRequest(
-            "horizon must be 1-1440 minutes".into(),
-        ));
-    }
-    let range = TimeRange::parse(
-        &RangeQuery {
-            range: q.range,
-            from: q.from,
-            to: q.to,
-        },
-        now_ms(),
-    )?;
+    let horizon = bounded("horizon", q.horizon, 15, 1..=1440)?;
+    let range = TimeRange::parse(&RangeQuery::new(q.range, q.from, q.to), now_ms())?;
     let rows: Vec<BandRow> = sqlx::query_as(
         "SELECT date_bin(make_interval(secs => $5), target_minute, TIMESTAMPTZ '1970-01-01 00:00:00+00') AS b,
                 avg(p10), avg(p50), avg(p90)
@@ -968,18 +978,8 @@ pub async fn decisions(
     if let Some(s) = &q.service {
         check_service(s)?;
     }
-    let limit = q.limit.unwrap_or(100);
-    if !(1..=1000).contains(&limit) {
-        return Err(ApiError::BadRequest("limit must be 1-1000".into()));
-    }
-    let range = TimeRange::parse(
-        &RangeQuery {
-            range: q.range,
-            from: q.from,
-            to: q.to,
-        },
-        now_ms(),
-    )?;
+    let limit = bounded("limit", q.limit, 100, 1..=1000)?;
+    let range = TimeRange::parse(&RangeQuery::new(q.range, q.from, q.to), now_ms())?;
     let rows: Vec<DecisionRow> = sqlx::query_as(
         "SELECT d.id, d.service, d.issued_at, d.expires_at, d.mode, d.policy, d.current_size, d.desired,
                 d.min_size, d.max_size, d.reason, d.fallback, d.forecast, a.outcome, a.reason AS outcome_reason, a.applied,
@@ -1405,10 +1405,7 @@ pub async fn audit(
     Q(q): Q<AuditQuery>,
 ) -> Result<Json<Vec<crate::auth::AuditEntry>>, ApiError> {
     require_admin(&state, &p, "/api/v1/audit")?;
-    let limit = q.limit.unwrap_or(100);
-    if !(1..=1000).contains(&limit) {
-        return Err(ApiError::BadRequest("limit must be 1-1000".into()));
-    }
+    let limit = bounded("limit", q.limit, 100, 1..=1000)?;
     Ok(Json(crate::auth::audit_entries(&state.pool, limit).await?))
 }
 

@@ -58,6 +58,13 @@ pub fn named_span(range: &str) -> Option<i64> {
     }
 }
 
+impl RangeQuery {
+    /// The range parameters of a route with more parameters than these.
+    pub fn new(range: Option<String>, from: Option<i64>, to: Option<i64>) -> RangeQuery {
+        RangeQuery { range, from, to }
+    }
+}
+
 impl TimeRange {
     /// Resolves the query against `now_ms`.
     pub fn parse(q: &RangeQuery, now_ms: i64) -> Result<TimeRange, ApiError> {
