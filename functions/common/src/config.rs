@@ -38,24 +38,16 @@ pub fn is_secret_key(key: &str) -> bool {
         .any(|s| k.contains(s))
 }
 
-/// `key=value;key=value` librdkafka properties.
+/// `key=value;key=value` librdkafka properties
+/// ([`prescient_connect::properties::parse`], the rule every component
+/// uses), read from `PRESCIENT_KAFKA_PROPERTIES`.
 pub fn parse_properties(value: &str) -> Result<Vec<(String, String)>, ConfigError> {
-    value
-        .split(';')
-        .map(str::trim)
-        .filter(|kv| !kv.is_empty())
-        .map(|kv| match kv.split_once('=') {
-            Some((k, v)) if !k.trim().is_empty() => {
-                Ok((k.trim().to_string(), v.trim().to_string()))
-            }
-            // The value may hold credentials: never echo it.
-            _ => Err(ConfigError {
-                name: "PRESCIENT_KAFKA_PROPERTIES",
-                value: "(not shown)".into(),
-                why: "an entry is not key=value".into(),
-            }),
-        })
-        .collect()
+    prescient_connect::properties::parse(value).map_err(|e| ConfigError {
+        name: "PRESCIENT_KAFKA_PROPERTIES",
+        // The value may hold credentials: never echo it.
+        value: "(not shown)".into(),
+        why: e.to_string(),
+    })
 }
 
 /// `true`/`false`, `1`/`0`, `yes`/`no` (any case).

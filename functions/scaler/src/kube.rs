@@ -20,12 +20,8 @@ use std::time::{Duration, Instant, SystemTime};
 use aws_config::SdkConfig;
 use aws_credential_types::Credentials;
 use aws_credential_types::provider::ProvideCredentials;
-use aws_sigv4::http_request::{
-    SignableBody, SignableRequest, SignatureLocation, SigningSettings, sign,
-};
-use aws_sigv4::sign::v4;
-use aws_smithy_runtime_api::client::identity::Identity;
 use base64::Engine as _;
+use prescient_connect::sigv4::{Presign, presigned_url};
 
 use crate::error::{ScalerError, kube_status_is_retryable};
 
@@ -324,36 +320,18 @@ pub fn presign_token(
         "{}?Action=GetCallerIdentity&Version=2011-06-15",
         ensure_slash(sts_url)
     );
-    let mut settings = SigningSettings::default();
-    settings.signature_location = SignatureLocation::QueryParams;
-    settings.expires_in = Some(Duration::from_secs(60));
-    let identity: Identity = creds.clone().into();
-    let params = v4::SigningParams::builder()
-        .identity(&identity)
-        .region(region)
-        .name("sts")
-        .time(now)
-        .settings(settings)
-        .build()
-        .map_err(|e| ScalerError::Token(e.to_string()))?
-        .into();
-    let request = SignableRequest::new(
-        "GET",
-        base.as_str(),
-        [("x-k8s-aws-id", cluster)].into_iter(),
-        SignableBody::Bytes(&[]),
+    let url = presigned_url(
+        creds,
+        &Presign {
+            url: &base,
+            service: "sts",
+            region,
+            signed_headers: &[("x-k8s-aws-id", cluster)],
+            expires_in: Duration::from_secs(60),
+        },
+        now,
     )
     .map_err(|e| ScalerError::Token(e.to_string()))?;
-    let (instructions, _signature) = sign(request, &params)
-        .map_err(|e| ScalerError::Token(e.to_string()))?
-        .into_parts();
-    let mut url = base;
-    for (name, value) in instructions.params() {
-        url.push('&');
-        url.extend(form_urlencoded::byte_serialize(name.as_bytes()));
-        url.push('=');
-        url.extend(form_urlencoded::byte_serialize(value.as_bytes()));
-    }
     Ok(format!(
         "{TOKEN_PREFIX}{}",
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(url)

@@ -12,26 +12,7 @@ use rdkafka::client::{ClientContext, OAuthToken};
 use rdkafka::consumer::ConsumerContext;
 use rdkafka::producer::{DeliveryResult, ProducerContext};
 
-/// Invalid connection settings.
-#[derive(Debug, thiserror::Error)]
-pub enum ConnectError {
-    /// An entry of the properties list is not `key=value` (the value is not
-    /// shown: it may be a password).
-    #[error("Kafka properties: entry {index} is not key=value")]
-    Property {
-        /// 1-based position in the list.
-        index: usize,
-    },
-    /// MSK IAM was asked for but this binary was built without it.
-    #[error(
-        "MSK IAM authentication needs a build with the `msk-iam` feature \
-         (the container image has it: cargo build --release --features msk-iam)"
-    )]
-    MskIamNotBuilt,
-    /// A PostgreSQL URL's TLS settings are invalid.
-    #[error("database URL: {0}")]
-    Postgres(String),
-}
+use crate::ConnectError;
 
 /// Security settings for every Kafka client of one process.
 ///
@@ -117,21 +98,7 @@ impl KafkaSecurity {
     }
 }
 
-/// Parses `key=value;key=value`; values may contain `=`.
-pub fn parse_properties(value: &str) -> Result<Vec<(String, String)>, ConnectError> {
-    value
-        .split(';')
-        .map(str::trim)
-        .filter(|kv| !kv.is_empty())
-        .enumerate()
-        .map(|(i, kv)| match kv.split_once('=') {
-            Some((k, v)) if !k.trim().is_empty() => {
-                Ok((k.trim().to_string(), v.trim().to_string()))
-            }
-            _ => Err(ConnectError::Property { index: i + 1 }),
-        })
-        .collect()
-}
+pub use crate::properties::parse as parse_properties;
 
 /// Where SASL/OAUTHBEARER tokens come from. The default has none: a client
 /// configured for OAUTHBEARER without MSK IAM fails its authentication with a

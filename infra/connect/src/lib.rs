@@ -27,12 +27,27 @@
 //! let _consumer: BaseConsumer<_> = config.create_with_context(security.context()?)?;
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
+//!
+//! Features: `kafka` and `postgres` (default) are the two client families;
+//! `sigv4` signs presigned AWS URLs ([`sigv4`], also used by the scaler
+//! Lambda for EKS tokens); `msk-iam` adds MSK IAM tokens. Without default
+//! features only [`properties`] and [`ConnectError`] remain, free of
+//! librdkafka and sqlx, which is what the Lambda functions use.
 
+mod error;
+#[cfg(feature = "kafka")]
 pub mod kafka;
 #[cfg(feature = "msk-iam")]
 pub mod msk_iam;
+#[cfg(feature = "postgres")]
 pub mod postgres;
+pub mod properties;
+#[cfg(feature = "sigv4")]
+pub mod sigv4;
 
-pub use kafka::{ConnectError, KafkaContext, KafkaSecurity, OAuth};
+pub use error::ConnectError;
+#[cfg(feature = "kafka")]
+pub use kafka::{KafkaContext, KafkaSecurity, OAuth};
 /// The librdkafka bindings the settings apply to (for [`oauth_token_hook!`]).
+#[cfg(feature = "kafka")]
 pub use rdkafka;

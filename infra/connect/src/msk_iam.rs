@@ -14,13 +14,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use aws_credential_types::Credentials;
 use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
-use aws_sigv4::http_request::{
-    SignableBody, SignableRequest, SignatureLocation, SigningSettings, sign,
-};
-use aws_sigv4::sign::v4;
-use aws_smithy_runtime_api::client::identity::Identity;
 use base64::Engine as _;
 use rdkafka::client::OAuthToken;
+
+use crate::sigv4::{Presign, presigned_url, push_query_param};
 
 /// How long a token is valid (what AWS's signers use).
 pub const TOKEN_LIFETIME: Duration = Duration::from_secs(900);
@@ -107,42 +104,20 @@ impl MskIamSigner {
 /// without padding.
 pub fn presign(creds: &Credentials, region: &str, now: SystemTime) -> Result<String, MskIamError> {
     let base = format!("https://kafka.{region}.amazonaws.com/?Action=kafka-cluster%3AConnect");
-    let mut settings = SigningSettings::default();
-    settings.signature_location = SignatureLocation::QueryParams;
-    settings.expires_in = Some(TOKEN_LIFETIME);
-    let identity: Identity = creds.clone().into();
-    let params = v4::SigningParams::builder()
-        .identity(&identity)
-        .region(region)
-        .name("kafka-cluster")
-        .time(now)
-        .settings(settings)
-        .build()
-        .map_err(|e| MskIamError::Sign(e.to_string()))?
-        .into();
-    let request = SignableRequest::new(
-        "GET",
-        base.as_str(),
-        std::iter::empty(),
-        SignableBody::Bytes(&[]),
+    let mut url = presigned_url(
+        creds,
+        &Presign {
+            url: &base,
+            service: "kafka-cluster",
+            region,
+            signed_headers: &[],
+            expires_in: TOKEN_LIFETIME,
+        },
+        now,
     )
     .map_err(|e| MskIamError::Sign(e.to_string()))?;
-    let (instructions, _signature) = sign(request, &params)
-        .map_err(|e| MskIamError::Sign(e.to_string()))?
-        .into_parts();
-    let mut url = base;
-    for (name, value) in instructions.params() {
-        push_param(&mut url, name, value);
-    }
-    push_param(&mut url, "User-Agent", USER_AGENT);
+    push_query_param(&mut url, "User-Agent", USER_AGENT);
     Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(url))
-}
-
-fn push_param(url: &mut String, name: &str, value: &str) {
-    url.push('&');
-    url.extend(form_urlencoded::byte_serialize(name.as_bytes()));
-    url.push('=');
-    url.extend(form_urlencoded::byte_serialize(value.as_bytes()));
 }
 
 #[cfg(test)]
