@@ -29,8 +29,22 @@ use uuid::Uuid;
 use crate::decision::{Mode, Target};
 
 /// The outcome of one decision.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    strum::IntoStaticStr,
+    strum::EnumString,
+    strum::EnumIter,
+    strum::Display,
+)]
 #[serde(rename_all = "kebab-case")]
+#[strum(serialize_all = "kebab-case")]
 pub enum Outcome {
     /// The target was resized to the decision's size.
     Applied,
@@ -55,26 +69,17 @@ pub enum Outcome {
 impl Outcome {
     /// The kebab-case label used on the wire (`skipped-stale`, ...).
     pub fn as_str(self) -> &'static str {
-        match self {
-            Outcome::Applied => "applied",
-            Outcome::Unchanged => "unchanged",
-            Outcome::Clamped => "clamped",
-            Outcome::SkippedStale => "skipped-stale",
-            Outcome::SkippedSuperseded => "skipped-superseded",
-            Outcome::DryRun => "dry-run",
-            Outcome::Failed => "failed",
-        }
+        self.into()
+    }
+
+    /// Every outcome, in declaration order.
+    pub fn all() -> impl Iterator<Item = Outcome> {
+        <Outcome as strum::IntoEnumIterator>::iter()
     }
 
     /// True when the target's size was changed.
     pub fn changed_target(self) -> bool {
         matches!(self, Outcome::Applied | Outcome::Clamped)
-    }
-}
-
-impl std::fmt::Display for Outcome {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
     }
 }
 
@@ -174,6 +179,19 @@ pub struct Alert {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn outcome_labels_match_the_wire() {
+        for o in Outcome::all() {
+            let wire = serde_json::to_value(o).unwrap();
+            assert_eq!(wire.as_str(), Some(o.as_str()));
+            assert_eq!(o.as_str().parse::<Outcome>().unwrap(), o);
+            assert_eq!(o.to_string(), o.as_str());
+        }
+        assert_eq!(Outcome::all().count(), 7);
+        assert_eq!(Mode::DryRun.as_str(), "dry-run");
+        assert_eq!(Mode::DryRun.to_string(), "dry-run");
+    }
 
     #[test]
     fn action_json_shape() {

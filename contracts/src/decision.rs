@@ -31,8 +31,21 @@ pub enum Target {
 }
 
 /// Whether a decision is only recorded or also applied.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    strum::IntoStaticStr,
+    strum::EnumString,
+    strum::Display,
+)]
 #[serde(rename_all = "kebab-case")]
+#[strum(serialize_all = "kebab-case")]
 pub enum Mode {
     /// Forecast-only: record the decision, change nothing.
     DryRun,
@@ -43,10 +56,7 @@ pub enum Mode {
 impl Mode {
     /// `dry-run` or `apply`.
     pub fn as_str(self) -> &'static str {
-        match self {
-            Mode::DryRun => "dry-run",
-            Mode::Apply => "apply",
-        }
+        self.into()
     }
 }
 

@@ -30,9 +30,6 @@ pub const SESSION_COOKIE: &str = "prescient_session";
 /// Failures of the token store.
 #[derive(Debug, thiserror::Error)]
 pub enum AuthError {
-    /// A role other than admin, operator or viewer.
-    #[error("unknown role {0:?}: use admin, operator or viewer")]
-    UnknownRole(String),
     /// A tenant name outside the event contract's charset.
     #[error("invalid tenant {0:?}: 1-64 of [A-Za-z0-9_.-]")]
     InvalidTenant(String),
@@ -45,8 +42,22 @@ pub enum AuthError {
 }
 
 /// What a token may do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, ToSchema)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    ToSchema,
+    strum::IntoStaticStr,
+    strum::EnumString,
+)]
 #[serde(rename_all = "lowercase")]
+#[strum(serialize_all = "lowercase")]
 pub enum Role {
     /// Read-only.
     Viewer,
@@ -59,23 +70,7 @@ pub enum Role {
 impl Role {
     /// `admin`, `operator` or `viewer`.
     pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Admin => "admin",
-            Role::Operator => "operator",
-            Role::Viewer => "viewer",
-        }
-    }
-}
-
-impl std::str::FromStr for Role {
-    type Err = AuthError;
-    fn from_str(s: &str) -> Result<Role, AuthError> {
-        match s {
-            "admin" => Ok(Role::Admin),
-            "operator" => Ok(Role::Operator),
-            "viewer" => Ok(Role::Viewer),
-            other => Err(AuthError::UnknownRole(other.to_string())),
-        }
+        self.into()
     }
 }
 
@@ -235,7 +230,8 @@ pub async fn create_login_code(
 }
 
 /// Why a credential was not accepted.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, strum::IntoStaticStr)]
+#[strum(serialize_all = "lowercase")]
 pub enum Denial {
     /// Nothing presented.
     Missing,
@@ -250,12 +246,7 @@ pub enum Denial {
 impl Denial {
     /// Label for metrics and the audit log.
     pub fn as_str(self) -> &'static str {
-        match self {
-            Denial::Missing => "missing",
-            Denial::Invalid => "invalid",
-            Denial::Revoked => "revoked",
-            Denial::Expired => "expired",
-        }
+        self.into()
     }
 }
 

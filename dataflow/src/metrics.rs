@@ -169,7 +169,7 @@ impl Metrics {
                 "Rows PostgreSQL refused for a reason retrying cannot fix (data, constraint, limit), dropped",
             )?,
         };
-        for r in Reason::ALL {
+        for r in Reason::all() {
             m.rejected.with_label_values(&[r.as_str()]);
         }
         registry.register(Box::new(m.events_in.clone()))?;

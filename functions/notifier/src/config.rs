@@ -52,16 +52,6 @@ impl Default for Config {
     }
 }
 
-const ALL_OUTCOMES: [Outcome; 7] = [
-    Outcome::Applied,
-    Outcome::Unchanged,
-    Outcome::Clamped,
-    Outcome::SkippedStale,
-    Outcome::SkippedSuperseded,
-    Outcome::DryRun,
-    Outcome::Failed,
-];
-
 impl Config {
     /// Reads the process environment.
     pub fn from_env() -> Result<Config, ConfigError> {
@@ -79,14 +69,17 @@ impl Config {
                 .map(str::trim)
                 .filter(|s| !s.is_empty())
                 .map(|s| {
-                    ALL_OUTCOMES
-                        .into_iter()
-                        .find(|o| o.as_str() == s)
-                        .ok_or_else(|| ConfigError {
-                            name: "PRESCIENT_NOTIFY_OUTCOMES",
-                            value: list.clone(),
-                            why: format!("unknown outcome {s:?}"),
-                        })
+                    s.parse::<Outcome>().map_err(|_| ConfigError {
+                        name: "PRESCIENT_NOTIFY_OUTCOMES",
+                        value: list.clone(),
+                        why: format!(
+                            "unknown outcome {s:?} (one of {})",
+                            Outcome::all()
+                                .map(Outcome::as_str)
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ),
+                    })
                 })
                 .collect::<Result<_, _>>()?,
         };

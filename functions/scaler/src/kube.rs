@@ -347,18 +347,18 @@ fn ensure_slash(url: &str) -> String {
     }
 }
 
-/// Decodes a token back into its presigned URL (for tests and debugging).
-pub fn token_url(token: &str) -> Option<String> {
-    let b64 = token.strip_prefix(TOKEN_PREFIX)?;
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(b64)
-        .ok()?;
-    String::from_utf8(bytes).ok()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Decodes a token back into its presigned URL (for tests and debugging).
+    fn token_url(token: &str) -> Option<String> {
+        let b64 = token.strip_prefix(TOKEN_PREFIX)?;
+        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(b64)
+            .ok()?;
+        String::from_utf8(bytes).ok()
+    }
 
     #[test]
     fn token_is_a_presigned_get_caller_identity() {

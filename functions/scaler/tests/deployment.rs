@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_credential_types::Credentials;
 use aws_credential_types::provider::SharedCredentialsProvider;
+use base64::Engine as _;
 use chrono::Utc;
 use http_body_util::Full;
 use hyper::body::Bytes;
@@ -16,7 +17,7 @@ use hyper::{Request, Response, StatusCode};
 use prescient_contracts::action::Outcome;
 use prescient_contracts::decision::{ScalingDecision, Target};
 use prescient_functions_common::testkit::{self, MotoServer, create_cluster, serve_http1};
-use prescient_scaler::kube::{ClusterAccess, TOKEN_PREFIX, token_url};
+use prescient_scaler::kube::ClusterAccess;
 use prescient_scaler::{Config, Scaler};
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::rustls::ServerConfig;
@@ -59,14 +60,23 @@ fn token_ok(authorization: &str) -> bool {
     let Some(token) = authorization.strip_prefix("Bearer ") else {
         return false;
     };
-    token.starts_with(TOKEN_PREFIX)
-        && token_url(token).is_some_and(|u| {
-            u.starts_with(
-                "https://sts.us-east-1.amazonaws.com/?Action=GetCallerIdentity&Version=2011-06-15&",
-            ) && u.contains("X-Amz-SignedHeaders=host%3Bx-k8s-aws-id")
-                && u.contains("X-Amz-Expires=60")
-                && u.contains("X-Amz-Signature=")
+    // What aws-iam-authenticator accepts, decoded here independently of
+    // the scaler: `k8s-aws-v1.` + base64url (no padding) of the URL.
+    let url = token
+        .strip_prefix("k8s-aws-v1.")
+        .and_then(|b64| {
+            base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(b64)
+                .ok()
         })
+        .and_then(|bytes| String::from_utf8(bytes).ok());
+    url.is_some_and(|u| {
+        u.starts_with(
+            "https://sts.us-east-1.amazonaws.com/?Action=GetCallerIdentity&Version=2011-06-15&",
+        ) && u.contains("X-Amz-SignedHeaders=host%3Bx-k8s-aws-id")
+            && u.contains("X-Amz-Expires=60")
+            && u.contains("X-Amz-Signature=")
+    })
 }
 
 impl FakeKube {
