@@ -6,7 +6,10 @@ use std::time::Instant;
 use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
-use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry};
+use prometheus::{
+    HistogramVec, IntCounterVec, IntGauge, Registry, register_histogram_vec_with_registry,
+    register_int_counter_vec_with_registry, register_int_gauge_with_registry,
+};
 
 use crate::AppState;
 
@@ -30,53 +33,40 @@ pub struct Metrics {
 impl Metrics {
     /// Registers the metrics in `registry`.
     pub fn new(registry: Registry) -> Result<Metrics, prometheus::Error> {
-        let requests = IntCounterVec::new(
-            Opts::new(
+        Ok(Metrics {
+            requests: register_int_counter_vec_with_registry!(
                 "prescient_dashboard_http_requests_total",
                 "HTTP requests served by the dashboard, by route, method and status.",
-            ),
-            &["route", "method", "status"],
-        )?;
-        let duration = HistogramVec::new(
-            HistogramOpts::new(
+                &["route", "method", "status"],
+                registry
+            )?,
+            duration: register_histogram_vec_with_registry!(
                 "prescient_dashboard_http_request_duration_seconds",
                 "Time to the response head, by route and method.",
-            )
-            .buckets(vec![
-                0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
-            ]),
-            &["route", "method"],
-        )?;
-        let sse_clients = IntGauge::new(
-            "prescient_dashboard_sse_clients",
-            "Open /api/v1/stream connections.",
-        )?;
-        let sse_events = IntCounterVec::new(
-            Opts::new(
+                &["route", "method"],
+                vec![
+                    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5
+                ],
+                registry
+            )?,
+            sse_clients: register_int_gauge_with_registry!(
+                "prescient_dashboard_sse_clients",
+                "Open /api/v1/stream connections.",
+                registry
+            )?,
+            sse_events: register_int_counter_vec_with_registry!(
                 "prescient_dashboard_sse_events_total",
                 "Notifications received from PostgreSQL and fanned out, by event.",
-            ),
-            &["event"],
-        )?;
-        let auth_denied = IntCounterVec::new(
-            Opts::new(
+                &["event"],
+                registry
+            )?,
+            auth_denied: register_int_counter_vec_with_registry!(
                 "prescient_dashboard_auth_denied_total",
                 "Requests or logins refused, by reason.",
-            ),
-            &["reason"],
-        )?;
-        registry.register(Box::new(requests.clone()))?;
-        registry.register(Box::new(duration.clone()))?;
-        registry.register(Box::new(sse_clients.clone()))?;
-        registry.register(Box::new(sse_events.clone()))?;
-        registry.register(Box::new(auth_denied.clone()))?;
-        Ok(Metrics {
+                &["reason"],
+                registry
+            )?,
             registry,
-            requests,
-            duration,
-            sse_clients,
-            sse_events,
-            auth_denied,
         })
     }
 }
