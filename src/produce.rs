@@ -11,7 +11,7 @@ use std::f64::consts::PI;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use chrono::{DateTime, NaiveDateTime, Utc};
+use chrono::{DateTime, Utc};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use rdkafka::ClientConfig;
@@ -403,48 +403,21 @@ pub fn run(
     })
 }
 
-/// Reads a `timestamp,value` CSV (header optional; timestamps RFC 3339,
-/// `YYYY-MM-DD HH:MM:SS`, or epoch seconds/milliseconds).
+/// Reads a `timestamp,value` CSV with the forecaster's reader
+/// ([`prescient_forecaster::series::read_points`]: header optional,
+/// timestamps `YYYY-MM-DD HH:MM:SS`, RFC 3339, or epoch seconds/milliseconds),
+/// in file order.
 pub fn read_series(path: &PathBuf) -> Result<Vec<(i64, f64)>, ProduceError> {
     let err = |why: String| ProduceError::Replay {
         path: path.clone(),
         why,
     };
     let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
-    let mut out = Vec::new();
-    for (i, line) in text.lines().enumerate() {
-        let line = line.trim();
-        if line.is_empty() {
-            continue;
-        }
-        let Some((t, v)) = line.split_once(',') else {
-            return Err(err(format!("line {}: expected `timestamp,value`", i + 1)));
-        };
-        let Ok(value) = v.trim().parse::<f64>() else {
-            if i == 0 {
-                continue; // header
-            }
-            return Err(err(format!("line {}: value {v:?} is not a number", i + 1)));
-        };
-        let ts = parse_time(t.trim())
-            .ok_or_else(|| err(format!("line {}: cannot read timestamp {t:?}", i + 1)))?;
-        out.push((ts, value));
-    }
+    let out = prescient_forecaster::series::read_points(&text).map_err(|e| err(e.to_string()))?;
     if out.len() < 2 {
         return Err(err("needs at least two rows".into()));
     }
     Ok(out)
-}
-
-fn parse_time(t: &str) -> Option<i64> {
-    if let Ok(d) = DateTime::parse_from_rfc3339(t) {
-        return Some(d.timestamp_millis());
-    }
-    if let Ok(d) = NaiveDateTime::parse_from_str(t, "%Y-%m-%d %H:%M:%S") {
-        return Some(d.and_utc().timestamp_millis());
-    }
-    let n: i64 = t.parse().ok()?;
-    Some(if n < 100_000_000_000 { n * 1000 } else { n })
 }
 
 fn replay(

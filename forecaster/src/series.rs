@@ -82,36 +82,10 @@ impl Series {
 
     /// Like [`Series::from_csv_path`], from the file's text.
     pub fn from_csv_str(text: &str) -> Result<Series, SeriesError> {
-        let mut points: Vec<(i64, f64)> = Vec::new();
-        for (i, line) in text.lines().enumerate() {
-            let line = line.trim();
-            if line.is_empty() {
-                continue;
-            }
-            let mut parts = line.splitn(2, ',');
-            let ts = parts.next().unwrap_or("").trim().trim_matches('"');
-            let val = parts.next().unwrap_or("").trim().trim_matches('"');
-            let Ok(value) = val.parse::<f64>() else {
-                if i == 0 {
-                    continue; // header
-                }
-                return Err(SeriesError::Parse {
-                    line: i + 1,
-                    msg: format!("bad value {val:?}"),
-                });
-            };
-            let t = parse_ts(ts).ok_or_else(|| SeriesError::Parse {
-                line: i + 1,
-                msg: format!("bad timestamp {ts:?}"),
-            })?;
-            if !value.is_finite() {
-                return Err(SeriesError::Parse {
-                    line: i + 1,
-                    msg: "value is not finite".into(),
-                });
-            }
-            points.push((t, value));
-        }
+        let mut points: Vec<(i64, f64)> = read_points(text)?
+            .into_iter()
+            .map(|(ms, v)| (ms.div_euclid(1000), v))
+            .collect();
         points.sort_by_key(|p| p.0);
         if points.len() < 2 {
             return Err(SeriesError::Shape(format!("{} points", points.len())));
@@ -159,14 +133,65 @@ impl Series {
     }
 }
 
-fn parse_ts(s: &str) -> Option<i64> {
+/// Reads `timestamp,value` rows (the NAB format; what `prescient produce
+/// --replay` and every forecaster command read) with the `csv` crate: one
+/// header row allowed, fields may be quoted, values must be finite numbers.
+/// Timestamps in epoch milliseconds, by one rule everywhere:
+/// `YYYY-MM-DD HH:MM:SS` (UTC), RFC 3339, or an integer epoch: seconds
+/// below 10^11 (before the year 5138), milliseconds from there on.
+pub fn read_points(text: &str) -> Result<Vec<(i64, f64)>, SeriesError> {
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .trim(csv::Trim::All)
+        .flexible(true)
+        .from_reader(text.as_bytes());
+    let mut points = Vec::new();
+    for (i, record) in reader.records().enumerate() {
+        let record = record.map_err(|e| SeriesError::Parse {
+            line: e.position().map_or(i + 1, |p| p.line() as usize),
+            msg: e.to_string(),
+        })?;
+        let line = record.position().map_or(i + 1, |p| p.line() as usize);
+        if record.iter().all(str::is_empty) {
+            continue;
+        }
+        let parse = |msg: String| SeriesError::Parse { line, msg };
+        if record.len() != 2 {
+            return Err(parse(format!(
+                "expected `timestamp,value`, found {} fields",
+                record.len()
+            )));
+        }
+        let (ts, val) = (&record[0], &record[1]);
+        let Ok(value) = val.parse::<f64>() else {
+            if i == 0 {
+                continue; // header
+            }
+            return Err(parse(format!("bad value {val:?}")));
+        };
+        if !value.is_finite() {
+            return Err(parse("value is not finite".into()));
+        }
+        let t = parse_ts_ms(ts).ok_or_else(|| parse(format!("bad timestamp {ts:?}")))?;
+        points.push((t, value));
+    }
+    Ok(points)
+}
+
+/// The one timestamp rule of [`read_points`], in epoch milliseconds.
+fn parse_ts_ms(s: &str) -> Option<i64> {
     if let Ok(t) = NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S") {
-        return Some(t.and_utc().timestamp());
+        return Some(t.and_utc().timestamp_millis());
     }
     if let Ok(t) = DateTime::parse_from_rfc3339(s) {
-        return Some(t.timestamp());
+        return Some(t.timestamp_millis());
     }
-    s.parse::<i64>().ok()
+    let n: i64 = s.parse().ok()?;
+    Some(if n.abs() < 100_000_000_000 {
+        n * 1000
+    } else {
+        n
+    })
 }
 
 fn modal_spacing(points: &[(i64, f64)]) -> Option<i64> {
@@ -228,6 +253,27 @@ mod tests {
         assert_eq!(s.steps_for_minutes(15), 3);
         assert_eq!(s.steps_for_minutes(16), 4);
         assert_eq!(s.timestamp(4).to_rfc3339(), "2014-04-10T00:20:00+00:00");
+    }
+
+    #[test]
+    fn one_timestamp_rule_for_every_format() {
+        let p = read_points(
+            "timestamp,value\n\"2014-04-10 00:00:00\",1\n2014-04-10T00:01:00Z, 2\n1397088120,3\n1397088180000,4\n\n",
+        )
+        .unwrap();
+        let t0 = 1_397_088_000_000;
+        assert_eq!(
+            p,
+            [
+                (t0, 1.0),
+                (t0 + 60_000, 2.0),
+                (t0 + 120_000, 3.0),
+                (t0 + 180_000, 4.0)
+            ]
+        );
+        let e = read_points("t,v\n2014-04-10 00:00:00,1\n2014-04-10 00:01:00,inf\n").unwrap_err();
+        assert_eq!(e.to_string(), "line 3: value is not finite");
+        assert!(read_points("1,2,3\n").is_err());
     }
 
     #[test]
