@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use prescient_connect::backoff;
 use sqlx::PgPool;
 use sqlx::postgres::PgListener;
 use tokio::sync::broadcast;
@@ -138,12 +139,15 @@ impl Hub {
     ) -> tokio::task::JoinHandle<()> {
         let hub = self.clone();
         tokio::spawn(async move {
+            let reconnect =
+                || backoff::exponential(Duration::from_millis(200), Duration::from_secs(5));
+            let mut delays = reconnect();
             loop {
                 let mut listener = match PgListener::connect_with(&pool).await {
                     Ok(l) => l,
                     Err(e) => {
                         tracing::warn!(error = %e, "dashboard: LISTEN connection failed; retrying");
-                        tokio::time::sleep(Duration::from_secs(1)).await;
+                        tokio::time::sleep(delays.next().unwrap_or_default()).await;
                         continue;
                     }
                 };
@@ -152,9 +156,10 @@ impl Hub {
                     .await
                 {
                     tracing::warn!(error = %e, "dashboard: LISTEN failed; retrying");
-                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    tokio::time::sleep(delays.next().unwrap_or_default()).await;
                     continue;
                 }
+                delays = reconnect();
                 tracing::debug!("dashboard: listening for notifications");
                 loop {
                     match listener.try_recv().await {

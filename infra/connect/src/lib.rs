@@ -34,6 +34,7 @@
 //! features only [`properties`] and [`ConnectError`] remain, free of
 //! librdkafka and sqlx, which is what the Lambda functions use.
 
+pub mod backoff;
 mod error;
 #[cfg(feature = "kafka")]
 pub mod kafka;
