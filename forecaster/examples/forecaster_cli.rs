@@ -14,7 +14,7 @@ use prescient_forecaster::cli;
 
 #[path = "../../src/forecaster_flags.rs"]
 #[allow(dead_code)]
-mod forecaster_flags;
+pub mod forecaster_flags;
 
 #[derive(Parser)]
 struct Cli {

@@ -11,22 +11,22 @@ use prescient_dashboard::{Dashboard, DashboardConfig};
 use prescient_infra::postgres::PgInstance;
 use sqlx::PgPool;
 
-pub struct Env {
-    pub dash: Dashboard,
-    pub pool: PgPool,
-    pub base: String,
-    pub http: reqwest::Client,
+pub(crate) struct Env {
+    pub(crate) dash: Dashboard,
+    pub(crate) pool: PgPool,
+    pub(crate) base: String,
+    pub(crate) http: reqwest::Client,
     /// The seeded data's newest minute is `t0 - 1 min`; the frontier is `t0`.
     pub t0: DateTime<Utc>,
-    pub _pg: PgInstance,
+    pub(crate) _pg: PgInstance,
 }
 
-pub fn ms(t: DateTime<Utc>) -> i64 {
+pub(crate) fn ms(t: DateTime<Utc>) -> i64 {
     t.timestamp_millis()
 }
 
 impl Env {
-    pub async fn start(tweak: impl FnOnce(&mut DashboardConfig)) -> Env {
+    pub(crate) async fn start(tweak: impl FnOnce(&mut DashboardConfig)) -> Env {
         let pg = PgInstance::start()
             .await
             .expect("private PostgreSQL (apt-get install -y postgresql)");
@@ -55,7 +55,12 @@ impl Env {
         }
     }
 
-    pub async fn token(&self, name: &str, role: Role, tenant: Option<&str>) -> (i64, String) {
+    pub(crate) async fn token(
+        &self,
+        name: &str,
+        role: Role,
+        tenant: Option<&str>,
+    ) -> (i64, String) {
         let (info, token) = auth::create_token(&self.pool, name, role, tenant, None)
             .await
             .unwrap();
@@ -64,7 +69,7 @@ impl Env {
 
     /// POSTs `/api/v1/login` with `body` as `content_type`; the raw response
     /// (status, cookie, redirect).
-    pub async fn login(&self, content_type: &str, body: String) -> reqwest::Response {
+    pub(crate) async fn login(&self, content_type: &str, body: String) -> reqwest::Response {
         self.http
             .post(format!("{}/api/v1/login", self.base))
             .header("content-type", content_type)
@@ -75,7 +80,7 @@ impl Env {
     }
 
     /// GET with a bearer token; (status, body as JSON or as a string).
-    pub async fn get(&self, path: &str, token: Option<&str>) -> (u16, serde_json::Value) {
+    pub(crate) async fn get(&self, path: &str, token: Option<&str>) -> (u16, serde_json::Value) {
         let mut req = self.http.get(format!("{}{path}", self.base));
         if let Some(t) = token {
             req = req.header("authorization", format!("Bearer {t}"));
@@ -89,7 +94,7 @@ impl Env {
 
     /// `method` on `path` with a bearer token and an optional JSON body;
     /// (status, body as JSON or as a string).
-    pub async fn send(
+    pub(crate) async fn send(
         &self,
         method: reqwest::Method,
         path: &str,
@@ -117,7 +122,7 @@ impl Env {
     ///   and `search` (10 req/min), all tenants together;
     /// - metrics_minute for the last 2 hours: tenant `acme` has `checkout` on endpoints /a and /b
     ///   with 7 requests each; tenant `globex` has `checkout` /a with 1000 and `globex-only` /x with 500.
-    pub async fn seed(&self) {
+    pub(crate) async fn seed(&self) {
         let t0 = self.t0;
         // Every statement takes t0 as $1.
         for sql in [

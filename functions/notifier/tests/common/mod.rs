@@ -13,13 +13,13 @@ use prescient_contracts::decision::{Mode, Target};
 use prescient_functions_common::testkit::serve_http1;
 
 /// The webhook path: its last segment plays the secret token.
-pub const SECRET_PATH: &str = "/services/T0000/B0000/s3cr3tT0ken";
+pub(crate) const SECRET_PATH: &str = "/services/T0000/B0000/s3cr3tT0ken";
 
 #[derive(Clone, Default)]
 /// The receiver: texts received, and a switch to make it fail.
-pub struct Hook {
-    pub texts: Arc<Mutex<Vec<String>>>,
-    pub fail: Arc<Mutex<bool>>,
+pub(crate) struct Hook {
+    pub(crate) texts: Arc<Mutex<Vec<String>>>,
+    pub(crate) fail: Arc<Mutex<bool>>,
 }
 
 impl Hook {
@@ -40,13 +40,13 @@ impl Hook {
         Ok(Response::new(Full::new(Bytes::from("ok"))))
     }
 
-    pub fn texts(&self) -> Vec<String> {
+    pub(crate) fn texts(&self) -> Vec<String> {
         self.texts.lock().unwrap().clone()
     }
 }
 
 /// Starts the receiver on 127.0.0.1; returns it and its (secret) URL.
-pub async fn start_hook() -> (Hook, String) {
+pub(crate) async fn start_hook() -> (Hook, String) {
     let hook = Hook::default();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!(
@@ -59,7 +59,7 @@ pub async fn start_hook() -> (Hook, String) {
 }
 
 /// A sample action for node group `prod/{nodegroup}`.
-pub fn action(outcome: Outcome, nodegroup: &str) -> ScalingAction {
+pub(crate) fn action(outcome: Outcome, nodegroup: &str) -> ScalingAction {
     ScalingAction {
         decision_id: uuid::Uuid::new_v4(),
         service: "checkout".into(),
@@ -79,6 +79,6 @@ pub fn action(outcome: Outcome, nodegroup: &str) -> ScalingAction {
 }
 
 /// The action as the scaler publishes it.
-pub fn json(a: &ScalingAction) -> String {
+pub(crate) fn json(a: &ScalingAction) -> String {
     serde_json::to_string(a).unwrap()
 }
