@@ -6,7 +6,8 @@
 //! tenants over the last `--metrics-hours`, the latest forecasts and a day
 //! of decisions; starts the dashboard in this process and drives it with
 //! `wrk` (Debian package) at `--connections` connections: the overview, and
-//! one service's 24-hour and 7-day series. Each route runs twice: flat out
+//! one service's 24-hour and 7-day series, then the overview and 7-day series
+//! of a tenant-bound token (read from `metrics_minute`). Each route runs twice: flat out
 //! (closed loop: every connection sends its next request as soon as the
 //! answer arrives, so the tail is queueing at whatever rate the machine
 //! saturates) and paced at `--rate` requests/s over the same connections
@@ -260,7 +261,7 @@ pub fn run(args: DashboardBenchArgs) -> anyhow::Result<()> {
             (Some(pg), url)
         }
     };
-    let (dashboard, token) = rt.block_on(async {
+    let (dashboard, token, tenant_token) = rt.block_on(async {
         let pool = sqlx::postgres::PgPoolOptions::new()
             .max_connections(32)
             .connect(&url)
@@ -272,24 +273,36 @@ pub fn run(args: DashboardBenchArgs) -> anyhow::Result<()> {
         );
         seed(&pool, &args).await?;
         let (_, token) = auth::create_token(&pool, "bench", Role::Viewer, None, None).await?;
+        // A tenant-bound viewer: its views read metrics_minute.
+        let (_, tenant_token) =
+            auth::create_token(&pool, "bench-tenant", Role::Viewer, Some("tenant1"), None).await?;
         let dashboard = Dashboard::start(
             DashboardConfig::new("127.0.0.1:0".parse()?),
             pool,
             prometheus::Registry::new(),
         )
         .await?;
-        anyhow::Ok((dashboard, token))
+        anyhow::Ok((dashboard, token, tenant_token))
     })?;
     let base = format!("http://{}", dashboard.addr());
     let routes = [
-        ("overview", "/api/v1/overview".to_string()),
+        ("overview", "/api/v1/overview", &token),
         (
             "service 24h",
-            "/api/v1/services/svc1/series?range=24h".to_string(),
+            "/api/v1/services/svc1/series?range=24h",
+            &token,
         ),
         (
             "service 7d",
-            "/api/v1/services/svc1/series?range=7d".to_string(),
+            "/api/v1/services/svc1/series?range=7d",
+            &token,
+        ),
+        // Tenant-scoped: from metrics_minute (--metrics-hours of it).
+        ("tenant overview", "/api/v1/overview", &tenant_token),
+        (
+            "tenant service 7d",
+            "/api/v1/services/svc1/series?range=7d",
+            &tenant_token,
         ),
     ];
     let script =
@@ -302,13 +315,13 @@ pub fn run(args: DashboardBenchArgs) -> anyhow::Result<()> {
         passes.push((format!("paced {}/s", args.rate), Some(script.as_path())));
     }
     let mut results = Vec::new();
-    for (name, path) in &routes {
+    for (name, path, token) in &routes {
         for (pass, script) in &passes {
             eprintln!(
                 "wrk: {name} ({path}), {pass}, {} connections, {} s",
                 args.connections, args.seconds
             );
-            let r = wrk(&args, name, &format!("{base}{path}"), &token, *script)?;
+            let r = wrk(&args, name, &format!("{base}{path}"), token, *script)?;
             results.push((pass.clone(), r));
             std::thread::sleep(Duration::from_secs(1));
         }
