@@ -20,17 +20,17 @@ use crate::range::{RangeQuery, TimeRange};
 /// `Query` whose rejection is a JSON 400.
 #[derive(FromRequestParts)]
 #[from_request(via(axum::extract::Query), rejection(ApiError))]
-pub struct Q<T>(pub T);
+pub(crate) struct Q<T>(pub T);
 
 /// `Path` whose rejection is a JSON 400.
 #[derive(FromRequestParts)]
 #[from_request(via(axum::extract::Path), rejection(ApiError))]
-pub struct P<T>(pub T);
+pub(crate) struct P<T>(pub T);
 
 /// `Json` whose rejection is a JSON 400.
 #[derive(FromRequest)]
 #[from_request(via(axum::Json), rejection(ApiError))]
-pub struct J<T>(pub T);
+pub(crate) struct J<T>(pub T);
 
 fn ms(t: DateTime<Utc>) -> i64 {
     t.timestamp_millis()
@@ -78,7 +78,11 @@ fn check_service(service: &str) -> Result<(), ApiError> {
 }
 
 /// Refuses tenant-scoped tokens on routes whose data spans tenants.
-pub fn require_all_tenants(state: &AppState, p: &Principal, route: &str) -> Result<(), ApiError> {
+pub(crate) fn require_all_tenants(
+    state: &AppState,
+    p: &Principal,
+    route: &str,
+) -> Result<(), ApiError> {
     if p.tenant.is_some() {
         state.deny(
             Some(p),
@@ -97,7 +101,7 @@ pub fn require_all_tenants(state: &AppState, p: &Principal, route: &str) -> Resu
 
 /// Who the caller is.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct Me {
+pub(crate) struct Me {
     /// Token id.
     pub id: i64,
     /// Token name.
@@ -114,7 +118,7 @@ pub struct Me {
 #[utoipa::path(get, path = "/api/v1/me", tag = "auth",
     responses((status = 200, body = Me), (status = 401, body = ErrorBody)),
     security(("bearer" = []), ("cookie" = [])))]
-pub async fn me(p: Principal) -> Json<Me> {
+pub(crate) async fn me(p: Principal) -> Json<Me> {
     Json(Me {
         id: p.token_id,
         name: p.name,
@@ -128,7 +132,7 @@ pub async fn me(p: Principal) -> Json<Me> {
 
 /// A forecast band.
 #[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct Band {
+pub(crate) struct Band {
     /// Target minute starts, epoch ms.
     pub t: Vec<i64>,
     /// 10th percentile, requests/min (overview tiles: rounded to 0.1).
@@ -141,7 +145,7 @@ pub struct Band {
 
 /// Requests per minute over the last hour.
 #[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct Spark {
+pub(crate) struct Spark {
     /// Minute starts, epoch ms.
     pub t: Vec<i64>,
     /// Requests in the minute, null when none arrived.
@@ -150,7 +154,7 @@ pub struct Spark {
 
 /// One service's tile.
 #[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct ServiceTile {
+pub(crate) struct ServiceTile {
     /// Service name.
     pub service: String,
     /// Requests in the overview's minute.
@@ -171,7 +175,7 @@ pub struct ServiceTile {
 
 /// The overview page.
 #[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct Overview {
+pub(crate) struct Overview {
     /// Server time, epoch ms.
     pub now_ms: i64,
     /// The ingest frontier (event time), epoch ms.
@@ -216,7 +220,10 @@ async fn frontier(pool: &sqlx::PgPool) -> Result<Option<i64>, sqlx::Error> {
 }
 
 /// Builds the overview for a scope (None = every tenant).
-pub async fn build_overview(state: &AppState, tenant: Option<&str>) -> Result<Overview, ApiError> {
+pub(crate) async fn build_overview(
+    state: &AppState,
+    tenant: Option<&str>,
+) -> Result<Overview, ApiError> {
     let pool = &state.pool;
     let now = now_ms();
     let frontier_ms = frontier(pool).await?;
@@ -417,7 +424,7 @@ pub async fn build_overview(state: &AppState, tenant: Option<&str>) -> Result<Ov
 #[utoipa::path(get, path = "/api/v1/overview", tag = "data",
     responses((status = 200, body = Overview), (status = 401, body = ErrorBody)),
     security(("bearer" = []), ("cookie" = [])))]
-pub async fn overview(
+pub(crate) async fn overview(
     State(state): State<AppState>,
     p: Principal,
     headers: HeaderMap,
@@ -442,7 +449,7 @@ fn tile_value(v: f64) -> f64 {
 }
 
 /// Serialises an overview (for the cache).
-pub fn overview_bytes(o: &Overview) -> Bytes {
+pub(crate) fn overview_bytes(o: &Overview) -> Bytes {
     Bytes::from(serde_json::to_vec(o).expect("an overview serialises"))
 }
 
@@ -450,7 +457,7 @@ pub fn overview_bytes(o: &Overview) -> Bytes {
 
 /// A service and its newest minute.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct ServiceSummary {
+pub(crate) struct ServiceSummary {
     /// Service name.
     pub service: String,
     /// Its newest minute with data, epoch ms.
@@ -463,7 +470,7 @@ pub struct ServiceSummary {
 #[utoipa::path(get, path = "/api/v1/services", tag = "data",
     responses((status = 200, body = Vec<ServiceSummary>), (status = 401, body = ErrorBody)),
     security(("bearer" = []), ("cookie" = [])))]
-pub async fn services(
+pub(crate) async fn services(
     State(state): State<AppState>,
     p: Principal,
 ) -> Result<Json<Vec<ServiceSummary>>, ApiError> {
@@ -512,7 +519,7 @@ pub async fn services(
 
 /// A service's metrics over a range.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct Series {
+pub(crate) struct Series {
     /// Service name.
     pub service: String,
     /// Range start, epoch ms.
@@ -552,7 +559,7 @@ type SeriesRow = (
     params(("service" = String, Path, description = "service name"), RangeQuery),
     responses((status = 200, body = Series), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)),
     security(("bearer" = []), ("cookie" = [])))]
-pub async fn series(
+pub(crate) async fn series(
     State(state): State<AppState>,
     p: Principal,
     P(service): P<String>,
@@ -667,7 +674,7 @@ async fn series_of(
 
 /// The latest forecast of a service.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct ServiceForecast {
+pub(crate) struct ServiceForecast {
     /// Service name.
     pub service: String,
     /// When it was issued, epoch ms.
@@ -690,7 +697,7 @@ pub struct ServiceForecast {
     responses((status = 200, body = ServiceForecast), (status = 400, body = ErrorBody),
               (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)),
     security(("bearer" = []), ("cookie" = [])))]
-pub async fn forecast(
+pub(crate) async fn forecast(
     State(state): State<AppState>,
     p: Principal,
     P(service): P<String>,
@@ -741,7 +748,7 @@ pub async fn forecast(
 /// Parameters of `forecast-history`.
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
-pub struct HistoryQuery {
+pub(crate) struct HistoryQuery {
     /// Lead time in minutes (1-1440, default 15).
     pub horizon: Option<i32>,
     /// A range ending now: `1h`, `6h`, `24h` or `7d` (default `1h`).
@@ -754,7 +761,7 @@ pub struct HistoryQuery {
 
 /// Forecasts made `horizon` minutes ahead for the minutes of a range.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct ForecastHistory {
+pub(crate) struct ForecastHistory {
     /// Service name.
     pub service: String,
     /// Lead time, minutes.
@@ -777,7 +784,7 @@ pub struct ForecastHistory {
     responses((status = 200, body = ForecastHistory), (status = 400, body = ErrorBody),
               (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)),
     security(("bearer" = []), ("cookie" = [])))]
-pub async fn forecast_history(
+pub(crate) async fn forecast_history(
     State(state): State<AppState>,
     p: Principal,
     P(service): P<String>,
@@ -825,7 +832,7 @@ pub async fn forecast_history(
 
 /// Desired vs current replicas as step lines.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct Replicas {
+pub(crate) struct Replicas {
     /// Service name.
     pub service: String,
     /// Decision instants, epoch ms.
@@ -844,7 +851,7 @@ pub struct Replicas {
     responses((status = 200, body = Replicas), (status = 400, body = ErrorBody),
               (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)),
     security(("bearer" = []), ("cookie" = [])))]
-pub async fn replicas(
+pub(crate) async fn replicas(
     State(state): State<AppState>,
     p: Principal,
     P(service): P<String>,
@@ -879,7 +886,7 @@ pub async fn replicas(
 /// Parameters of `/api/v1/decisions`.
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
-pub struct DecisionsQuery {
+pub(crate) struct DecisionsQuery {
     /// Only this service.
     pub service: Option<String>,
     /// At most this many (1-1000, default 100).
@@ -894,7 +901,7 @@ pub struct DecisionsQuery {
 
 /// The forecast a decision used.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct DecisionForecast {
+pub(crate) struct DecisionForecast {
     /// Lead time covered, minutes.
     pub horizon: i64,
     /// Median forecast, requests/min.
@@ -905,7 +912,7 @@ pub struct DecisionForecast {
 
 /// A scaling decision and what the scaler did with it.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct Decision {
+pub(crate) struct Decision {
     /// Decision id (uuid).
     pub id: String,
     /// Service.
@@ -969,7 +976,7 @@ struct DecisionRow {
     responses((status = 200, body = Vec<Decision>), (status = 400, body = ErrorBody),
               (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)),
     security(("bearer" = []), ("cookie" = [])))]
-pub async fn decisions(
+pub(crate) async fn decisions(
     State(state): State<AppState>,
     p: Principal,
     Q(q): Q<DecisionsQuery>,
@@ -1028,7 +1035,7 @@ pub async fn decisions(
 
 /// One partition's progress.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct PartitionLag {
+pub(crate) struct PartitionLag {
     /// Topic.
     pub topic: String,
     /// Partition.
@@ -1045,7 +1052,7 @@ pub struct PartitionLag {
 
 /// Dead letters per reason over time.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct DeadLetters {
+pub(crate) struct DeadLetters {
     /// Bucket size, seconds.
     pub bucket_s: i64,
     /// Bucket starts, epoch ms.
@@ -1056,7 +1063,7 @@ pub struct DeadLetters {
 
 /// Event → row freshness over time.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct Freshness {
+pub(crate) struct Freshness {
     /// Bucket size, seconds.
     pub bucket_s: i64,
     /// Bucket starts, epoch ms.
@@ -1069,7 +1076,7 @@ pub struct Freshness {
 
 /// Events read per second over time.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct EventRate {
+pub(crate) struct EventRate {
     /// Bucket size, seconds.
     pub bucket_s: i64,
     /// Bucket starts, epoch ms.
@@ -1080,7 +1087,7 @@ pub struct EventRate {
 
 /// A service's latest forecast accuracy.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct Accuracy {
+pub(crate) struct Accuracy {
     /// Service.
     pub service: String,
     /// Minute evaluated, epoch ms.
@@ -1099,7 +1106,7 @@ pub struct Accuracy {
 
 /// Pipeline health.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct Pipeline {
+pub(crate) struct Pipeline {
     /// Ingest frontier, epoch ms.
     pub frontier_ms: Option<i64>,
     /// Open windows held in memory (latest minute, all topics).
@@ -1122,7 +1129,7 @@ pub struct Pipeline {
     responses((status = 200, body = Pipeline), (status = 400, body = ErrorBody),
               (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)),
     security(("bearer" = []), ("cookie" = [])))]
-pub async fn pipeline(
+pub(crate) async fn pipeline(
     State(state): State<AppState>,
     p: Principal,
     Q(q): Q<RangeQuery>,
@@ -1248,7 +1255,7 @@ pub async fn pipeline(
 /// Body of `POST /api/v1/tokens`.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct CreateToken {
+pub(crate) struct CreateToken {
     /// Name (1-128 characters).
     pub name: String,
     /// Role.
@@ -1261,7 +1268,7 @@ pub struct CreateToken {
 
 /// A new token: shown once.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct CreatedToken {
+pub(crate) struct CreatedToken {
     /// Id.
     pub id: i64,
     /// Name.
@@ -1292,7 +1299,7 @@ fn require_admin(state: &AppState, p: &Principal, route: &str) -> Result<(), Api
 #[utoipa::path(get, path = "/api/v1/tokens", tag = "admin",
     responses((status = 200, body = Vec<crate::auth::TokenInfo>), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)),
     security(("bearer" = []), ("cookie" = [])))]
-pub async fn list_tokens(
+pub(crate) async fn list_tokens(
     State(state): State<AppState>,
     p: Principal,
 ) -> Result<Json<Vec<crate::auth::TokenInfo>>, ApiError> {
@@ -1311,7 +1318,7 @@ pub async fn list_tokens(
     responses((status = 201, body = CreatedToken), (status = 400, body = ErrorBody),
               (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)),
     security(("bearer" = []), ("cookie" = [])))]
-pub async fn create_token(
+pub(crate) async fn create_token(
     State(state): State<AppState>,
     p: Principal,
     J(body): J<CreateToken>,
@@ -1366,7 +1373,7 @@ pub async fn create_token(
     responses((status = 204, description = "revoked"), (status = 400, body = ErrorBody),
               (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)),
     security(("bearer" = []), ("cookie" = [])))]
-pub async fn revoke_token(
+pub(crate) async fn revoke_token(
     State(state): State<AppState>,
     p: Principal,
     P(id): P<i64>,
@@ -1388,7 +1395,7 @@ pub async fn revoke_token(
 /// Parameters of `/api/v1/audit`.
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
-pub struct AuditQuery {
+pub(crate) struct AuditQuery {
     /// At most this many (1-1000, default 100).
     pub limit: Option<i64>,
 }
@@ -1399,7 +1406,7 @@ pub struct AuditQuery {
     responses((status = 200, body = Vec<crate::auth::AuditEntry>), (status = 400, body = ErrorBody),
               (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)),
     security(("bearer" = []), ("cookie" = [])))]
-pub async fn audit(
+pub(crate) async fn audit(
     State(state): State<AppState>,
     p: Principal,
     Q(q): Q<AuditQuery>,

@@ -10,7 +10,7 @@ use utoipa::ToSchema;
 
 /// The body of every error answer.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct ErrorBody {
+pub(crate) struct ErrorBody {
     /// What went wrong, in words.
     pub error: String,
     /// Why, when there is more to say (e.g. why a service has no forecast yet).

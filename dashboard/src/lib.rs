@@ -19,14 +19,14 @@
 //! # Ok(()) }
 //! ```
 
-pub mod api;
+mod api;
 pub mod auth;
-pub mod error;
-pub mod metrics;
-pub mod range;
-pub mod session;
-pub mod sse;
-pub mod web;
+mod error;
+mod metrics;
+mod range;
+mod session;
+mod sse;
+mod web;
 
 use std::collections::HashMap;
 use std::convert::Infallible;

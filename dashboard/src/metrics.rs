@@ -73,7 +73,7 @@ impl Metrics {
 
 /// Middleware: counts and times each request under its route template
 /// (never the raw path, so labels stay bounded).
-pub async fn track(State(state): State<AppState>, req: Request, next: Next) -> Response {
+pub(crate) async fn track(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let route = req
         .extensions()
         .get::<MatchedPath>()

@@ -11,12 +11,12 @@ const HOUR_MS: i64 = 60 * MINUTE_MS;
 const DAY_MS: i64 = 24 * HOUR_MS;
 
 /// The longest span a request may ask for.
-pub const MAX_SPAN_MS: i64 = 31 * DAY_MS;
+pub(crate) const MAX_SPAN_MS: i64 = 31 * DAY_MS;
 
 /// Query parameters selecting a time range.
 #[derive(Debug, Default, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
-pub struct RangeQuery {
+pub(crate) struct RangeQuery {
     /// A range ending now: `1h`, `6h`, `24h` or `7d` (default `1h`).
     pub range: Option<String>,
     /// Start, epoch milliseconds (with `to`, instead of `range`).
@@ -27,7 +27,7 @@ pub struct RangeQuery {
 
 /// A resolved time range: `[from_ms, to_ms)` served in buckets of `bucket_s`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct TimeRange {
+pub(crate) struct TimeRange {
     /// Start, epoch ms.
     pub from_ms: i64,
     /// End (exclusive), epoch ms.
@@ -37,7 +37,7 @@ pub struct TimeRange {
 }
 
 /// Bucket size for a span: 1 min up to 6 h, 5 min up to 3 days, 1 h beyond.
-pub fn bucket_for_span(span_ms: i64) -> i64 {
+pub(crate) fn bucket_for_span(span_ms: i64) -> i64 {
     if span_ms <= 6 * HOUR_MS {
         60
     } else if span_ms <= 3 * DAY_MS {
@@ -48,7 +48,7 @@ pub fn bucket_for_span(span_ms: i64) -> i64 {
 }
 
 /// Milliseconds of a named range.
-pub fn named_span(range: &str) -> Option<i64> {
+pub(crate) fn named_span(range: &str) -> Option<i64> {
     match range {
         "1h" => Some(HOUR_MS),
         "6h" => Some(6 * HOUR_MS),
@@ -60,14 +60,14 @@ pub fn named_span(range: &str) -> Option<i64> {
 
 impl RangeQuery {
     /// The range parameters of a route with more parameters than these.
-    pub fn new(range: Option<String>, from: Option<i64>, to: Option<i64>) -> RangeQuery {
+    pub(crate) fn new(range: Option<String>, from: Option<i64>, to: Option<i64>) -> RangeQuery {
         RangeQuery { range, from, to }
     }
 }
 
 impl TimeRange {
     /// Resolves the query against `now_ms`.
-    pub fn parse(q: &RangeQuery, now_ms: i64) -> Result<TimeRange, ApiError> {
+    pub(crate) fn parse(q: &RangeQuery, now_ms: i64) -> Result<TimeRange, ApiError> {
         let (from_ms, to_ms) = match (&q.range, q.from, q.to) {
             (Some(_), Some(_), _) | (Some(_), _, Some(_)) => {
                 return Err(ApiError::BadRequest(
@@ -113,24 +113,24 @@ impl TimeRange {
     }
 
     /// Bucket size in milliseconds.
-    pub fn bucket_ms(&self) -> i64 {
+    pub(crate) fn bucket_ms(&self) -> i64 {
         self.bucket_s * 1000
     }
 
     /// Start of the first bucket (`from_ms` aligned down to the bucket size).
-    pub fn first_bucket_ms(&self) -> i64 {
+    pub(crate) fn first_bucket_ms(&self) -> i64 {
         self.from_ms.div_euclid(self.bucket_ms()) * self.bucket_ms()
     }
 
     /// Every bucket start in the range, ascending.
-    pub fn buckets(&self) -> Vec<i64> {
+    pub(crate) fn buckets(&self) -> Vec<i64> {
         (self.first_bucket_ms()..self.to_ms)
             .step_by(self.bucket_ms() as usize)
             .collect()
     }
 
     /// Index of the bucket holding `t_ms`, if it is in the range.
-    pub fn index_of(&self, t_ms: i64) -> Option<usize> {
+    pub(crate) fn index_of(&self, t_ms: i64) -> Option<usize> {
         let first = self.first_bucket_ms();
         (t_ms >= first && t_ms < self.to_ms).then(|| ((t_ms - first) / self.bucket_ms()) as usize)
     }

@@ -18,7 +18,7 @@ use crate::auth::{self, Denial, Principal, SESSION_COOKIE};
 use crate::error::{ApiError, ErrorBody};
 
 /// The client's address, for the audit log and the login limiter.
-pub fn client_of(parts: &Parts) -> Option<String> {
+pub(crate) fn client_of(parts: &Parts) -> Option<String> {
     parts
         .extensions
         .get::<ConnectInfo<SocketAddr>>()
@@ -86,7 +86,7 @@ impl FromRequestParts<AppState> for Principal {
 
 /// Body of `POST /api/v1/login` (JSON or form).
 #[derive(Debug, Deserialize, ToSchema)]
-pub struct LoginRequest {
+pub(crate) struct LoginRequest {
     /// An API token (`psk_…`).
     pub token: String,
 }
@@ -132,7 +132,7 @@ fn limited(state: &AppState, client: &str) -> Result<(), ApiError> {
         (status = 204, description = "logged in (JSON body); the session cookie is set"),
         (status = 303, description = "logged in (form body); redirect to /"),
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 429, body = ErrorBody)))]
-pub async fn login(
+pub(crate) async fn login(
     State(state): State<AppState>,
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
@@ -182,7 +182,7 @@ fn serde_urlencoded_token(body: &[u8]) -> Result<LoginRequest, ApiError> {
 /// Parameters of `GET /login`.
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
-pub struct LoginPageQuery {
+pub(crate) struct LoginPageQuery {
     /// A one-time login code.
     pub code: Option<String>,
 }
@@ -212,7 +212,7 @@ fn login_page(status: StatusCode, message: &str) -> Response {
         (status = 400, body = ErrorBody),
         (status = 401, description = "unknown, used or expired code", content_type = "text/html", body = String),
         (status = 429, body = ErrorBody)))]
-pub async fn login_page_or_code(
+pub(crate) async fn login_page_or_code(
     State(state): State<AppState>,
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
     Q(q): Q<LoginPageQuery>,
@@ -248,7 +248,7 @@ pub async fn login_page_or_code(
 /// Ends the session (clears the cookie).
 #[utoipa::path(post, path = "/api/v1/logout", tag = "auth",
     responses((status = 204, description = "the session cookie is cleared")))]
-pub async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Response {
+pub(crate) async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Response {
     if let Some(cookie) = cookie_value(&headers, SESSION_COOKIE)
         && let Ok(id) = state
             .session_key

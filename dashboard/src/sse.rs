@@ -14,7 +14,7 @@ use sqlx::postgres::PgListener;
 use tokio::sync::broadcast;
 
 /// The channels listened to and the event name each becomes.
-pub const CHANNELS: [(&str, &str); 5] = [
+pub(crate) const CHANNELS: [(&str, &str); 5] = [
     ("prescient_frontier", "frontier"),
     ("prescient_rows", "rows"),
     ("prescient_forecasts", "forecast"),
@@ -23,7 +23,7 @@ pub const CHANNELS: [(&str, &str); 5] = [
 ];
 
 /// How many events a reconnecting client can catch up on.
-pub const RING_CAPACITY: usize = 1024;
+pub(crate) const RING_CAPACITY: usize = 1024;
 
 /// One event of the stream.
 #[derive(Debug, Clone)]

@@ -15,7 +15,7 @@ const NOT_BUILT: &str = r#"<!doctype html><html lang="en"><head><meta charset="u
 <p>(<code>./scripts/demo</code> does this for you), or point <code>--web-dir</code> at a built copy.</p></main></body></html>"#;
 
 /// Serves `dir` with an `index.html` fallback, or the "not built" page.
-pub fn service(dir: &Path) -> MethodRouter {
+pub(crate) fn service(dir: &Path) -> MethodRouter {
     let index = dir.join("index.html");
     if index.exists() {
         axum::routing::get_service(ServeDir::new(dir).fallback(ServeFile::new(index)))

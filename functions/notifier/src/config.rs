@@ -32,7 +32,7 @@ pub struct Config {
 
 /// Outcomes notified by default: everything but `unchanged` and
 /// `skipped-superseded`, which are routine.
-pub const DEFAULT_OUTCOMES: [Outcome; 5] = [
+pub(crate) const DEFAULT_OUTCOMES: [Outcome; 5] = [
     Outcome::Applied,
     Outcome::Clamped,
     Outcome::SkippedStale,

@@ -10,7 +10,7 @@
 //! never logged.
 //!
 //! ```
-//! use prescient_notifier::notice::Notice;
+//! use prescient_notifier::Notice;
 //!
 //! let n = Notice::parse(None, r#"{"decision_id":"6f1c0d2e-0000-4000-8000-000000000000",
 //!   "service":"checkout","target":{"kind":"nodegroup","cluster":"prod","nodegroup":"web"},
@@ -22,11 +22,13 @@
 //! [`ScalingAction`]: prescient_contracts::action::ScalingAction
 //! [`Alert`]: prescient_contracts::action::Alert
 
-pub mod config;
-pub mod handler;
-pub mod limiter;
-pub mod notice;
-pub mod sink;
+mod config;
+mod handler;
+mod limiter;
+mod notice;
+mod sink;
 
 pub use config::Config;
 pub use handler::{Invocation, Notifier, Report};
+pub use notice::Notice;
+pub use sink::SecretUrl;

@@ -12,7 +12,7 @@ use chrono::{DateTime, Duration, Utc};
 
 /// What to do with the next message for a key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Verdict {
+pub(crate) enum Verdict {
     /// Send it, mentioning `collapsed` messages held back before it.
     Send {
         /// Messages held back since the last one sent.
@@ -30,14 +30,14 @@ struct KeyState {
 
 /// Per-key rate limiter.
 #[derive(Debug, Clone)]
-pub struct Limiter {
+pub(crate) struct Limiter {
     window: Duration,
     keys: HashMap<String, KeyState>,
 }
 
 impl Limiter {
     /// At most one message per `window` per key.
-    pub fn new(window: Duration) -> Limiter {
+    pub(crate) fn new(window: Duration) -> Limiter {
         Limiter {
             window,
             keys: HashMap::new(),
@@ -45,7 +45,7 @@ impl Limiter {
     }
 
     /// Whether a message for `key` may go out at `now`.
-    pub fn check(&self, key: &str, now: DateTime<Utc>) -> Verdict {
+    pub(crate) fn check(&self, key: &str, now: DateTime<Utc>) -> Verdict {
         match self.keys.get(key) {
             Some(s) if now - s.last_sent < self.window => Verdict::Suppress,
             Some(s) => Verdict::Send {
@@ -56,7 +56,7 @@ impl Limiter {
     }
 
     /// Records that a message for `key` went out at `now`.
-    pub fn sent(&mut self, key: &str, now: DateTime<Utc>) {
+    pub(crate) fn sent(&mut self, key: &str, now: DateTime<Utc>) {
         self.keys.insert(
             key.to_string(),
             KeyState {
@@ -71,7 +71,7 @@ impl Limiter {
     }
 
     /// Records `n` messages for `key` held back.
-    pub fn collapsed(&mut self, key: &str, n: u32) {
+    pub(crate) fn collapsed(&mut self, key: &str, n: u32) {
         if let Some(s) = self.keys.get_mut(key) {
             s.collapsed += n;
         }

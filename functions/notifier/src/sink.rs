@@ -29,7 +29,7 @@ impl std::fmt::Debug for SecretUrl {
 
 /// Why a message could not be delivered.
 #[derive(Debug, thiserror::Error)]
-pub enum SinkError {
+pub(crate) enum SinkError {
     /// The webhook secret could not be read or holds no URL.
     #[error("webhook secret: {0}")]
     Secret(String),
@@ -48,7 +48,7 @@ pub enum SinkError {
 
 /// Reads a webhook URL from a secret string: the URL itself, or JSON with
 /// `url` or `webhook_url`.
-pub fn parse_secret(secret: &str) -> Result<SecretUrl, SinkError> {
+pub(crate) fn parse_secret(secret: &str) -> Result<SecretUrl, SinkError> {
     let s = secret.trim();
     let url = if s.starts_with('{') {
         let v: serde_json::Value = serde_json::from_str(s)
@@ -72,7 +72,7 @@ pub fn parse_secret(secret: &str) -> Result<SecretUrl, SinkError> {
 
 /// The configured destinations.
 #[derive(Debug)]
-pub struct Sinks {
+pub(crate) struct Sinks {
     http: reqwest::Client,
     webhook: OnceCell<Option<SecretUrl>>,
     webhook_url: Option<SecretUrl>,
@@ -85,7 +85,7 @@ pub struct Sinks {
 impl Sinks {
     /// Destinations from the configuration; the secret is read on first use
     /// and cached for the life of the function.
-    pub fn new(
+    pub(crate) fn new(
         secrets: aws_sdk_secretsmanager::Client,
         sns: aws_sdk_sns::Client,
         webhook_url: Option<SecretUrl>,
@@ -108,7 +108,7 @@ impl Sinks {
     }
 
     /// True when at least one destination is configured.
-    pub fn any(&self) -> bool {
+    pub(crate) fn any(&self) -> bool {
         self.webhook_url.is_some()
             || self.webhook_secret_id.is_some()
             || self.email_topic_arn.is_some()
@@ -147,7 +147,7 @@ impl Sinks {
 
     /// Sends one message to every destination; the first error wins, after
     /// all were tried.
-    pub async fn send(&self, subject: &str, text: &str) -> Result<(), SinkError> {
+    pub(crate) async fn send(&self, subject: &str, text: &str) -> Result<(), SinkError> {
         let mut result = Ok(());
         match self.webhook().await {
             Ok(Some(url)) => {

@@ -16,7 +16,7 @@ async fn kafka_batches_from_scaling_actions_are_collapsed_and_failures_reported(
         .behavior_version(aws_config::BehaviorVersion::latest())
         .build();
     let config = Config {
-        webhook_url: Some(prescient_notifier::sink::SecretUrl::new(url)),
+        webhook_url: Some(prescient_notifier::SecretUrl::new(url)),
         ..Config::default()
     };
     let notifier = Notifier::new(&sdk, config);

@@ -10,18 +10,18 @@ use prescient_functions_common::plan::Observed;
 
 /// The EKS operations the scaler needs, over one SDK client.
 #[derive(Debug, Clone)]
-pub struct Eks {
+pub(crate) struct Eks {
     client: aws_sdk_eks::Client,
 }
 
 impl Eks {
     /// Wraps a client (build it once, at init).
-    pub fn new(client: aws_sdk_eks::Client) -> Eks {
+    pub(crate) fn new(client: aws_sdk_eks::Client) -> Eks {
         Eks { client }
     }
 
     /// `DescribeNodegroup`: the node group's desired size and its bounds.
-    pub async fn observe_nodegroup(
+    pub(crate) async fn observe_nodegroup(
         &self,
         cluster: &str,
         nodegroup: &str,
@@ -53,7 +53,7 @@ impl Eks {
     /// `UpdateNodegroupConfig` setting only the desired size. The decision id
     /// is the client request token, so EKS itself ignores a repeat of the
     /// same decision.
-    pub async fn set_nodegroup_size(
+    pub(crate) async fn set_nodegroup_size(
         &self,
         cluster: &str,
         nodegroup: &str,
@@ -82,7 +82,7 @@ impl Eks {
     }
 
     /// `DescribeCluster`: the Kubernetes API endpoint and its CA (PEM).
-    pub async fn cluster_access(&self, cluster: &str) -> Result<ClusterAccess, ScalerError> {
+    pub(crate) async fn cluster_access(&self, cluster: &str) -> Result<ClusterAccess, ScalerError> {
         let out = self
             .client
             .describe_cluster()

@@ -99,7 +99,7 @@ const RETRYABLE_CODES: &[&str] = &[
 
 /// Classifies any AWS SDK error: transport failures, timeouts, 429, 5xx and
 /// throttling or in-use codes are retryable; other service errors are not.
-pub fn sdk_error_is_retryable<E: ProvideErrorMetadata>(err: &SdkError<E, Response>) -> bool {
+pub(crate) fn sdk_error_is_retryable<E: ProvideErrorMetadata>(err: &SdkError<E, Response>) -> bool {
     match err {
         SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
             true
@@ -120,7 +120,7 @@ pub fn sdk_error_is_retryable<E: ProvideErrorMetadata>(err: &SdkError<E, Respons
 
 /// Classifies a Kubernetes API status: 401 (token expired or clock skew),
 /// 408, 409 (conflict), 429 and 5xx are retryable.
-pub fn kube_status_is_retryable(status: u16) -> bool {
+pub(crate) fn kube_status_is_retryable(status: u16) -> bool {
     matches!(status, 401 | 408 | 409 | 429) || status >= 500
 }
 

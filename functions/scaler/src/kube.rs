@@ -26,7 +26,7 @@ use prescient_connect::sigv4::{Presign, presigned_url};
 use crate::error::{ScalerError, kube_status_is_retryable};
 
 /// Prefix of an EKS bearer token.
-pub const TOKEN_PREFIX: &str = "k8s-aws-v1.";
+pub(crate) const TOKEN_PREFIX: &str = "k8s-aws-v1.";
 
 /// How long a token is reused before a fresh one is signed (EKS accepts
 /// them for 15 minutes).
@@ -266,7 +266,7 @@ impl Kube {
 
 /// True for a Kubernetes object name or namespace (RFC 1123 subdomain):
 /// lowercase alphanumerics, `-` and `.`, at most 253 characters.
-pub fn is_valid_name(s: &str) -> bool {
+pub(crate) fn is_valid_name(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 253
         && s.bytes()
@@ -277,7 +277,7 @@ pub fn is_valid_name(s: &str) -> bool {
 
 /// `{base}/apis/apps/v1/namespaces/{ns}/deployments/{name}/scale`, refusing
 /// names that are not valid Kubernetes names.
-pub fn scale_url(base: &str, namespace: &str, name: &str) -> Result<String, ScalerError> {
+pub(crate) fn scale_url(base: &str, namespace: &str, name: &str) -> Result<String, ScalerError> {
     for (what, v) in [("namespace", namespace), ("name", name)] {
         if !is_valid_name(v) {
             return Err(ScalerError::Kube {
@@ -294,7 +294,7 @@ pub fn scale_url(base: &str, namespace: &str, name: &str) -> Result<String, Scal
 }
 
 /// `spec.replicas` of an `autoscaling/v1` `Scale` (absent means 0).
-pub fn parse_scale(body: &[u8]) -> Result<u32, String> {
+pub(crate) fn parse_scale(body: &[u8]) -> Result<u32, String> {
     let v: serde_json::Value =
         serde_json::from_slice(body).map_err(|e| format!("Scale is not JSON: {e}"))?;
     match v.pointer("/spec/replicas") {
@@ -309,7 +309,7 @@ pub fn parse_scale(body: &[u8]) -> Result<u32, String> {
 /// Signs an EKS bearer token for `cluster`: a presigned STS
 /// `GetCallerIdentity` GET on `sts_url`, with `x-k8s-aws-id` signed and
 /// `X-Amz-Expires=60`, base64url (no padding) behind [`TOKEN_PREFIX`].
-pub fn presign_token(
+pub(crate) fn presign_token(
     creds: &Credentials,
     region: &str,
     cluster: &str,

@@ -29,18 +29,19 @@
 //! # Ok(()) }
 //! ```
 //!
-//! Modules: [`config`] (environment), `eks` (node groups, cluster access),
+//! Modules (private; the API is re-exported at the root): `config` (environment), `eks` (node groups, cluster access),
 //! `kube` (Deployment scale, EKS token), `publish` (SNS, Kafka), `handler`
-//! (the batch), [`error`] (retryable or not). Feature `kafka` adds
+//! (the batch), `error` (retryable or not). Feature `kafka` adds
 //! publishing to the `scaling-actions` topic.
 
-pub mod config;
-pub mod eks;
-pub mod error;
-pub mod handler;
-pub mod kube;
-pub mod publish;
+mod config;
+mod eks;
+mod error;
+mod handler;
+mod kube;
+mod publish;
 
-pub use config::Config;
+pub use config::{Config, ConfigError, KafkaConfig};
 pub use error::ScalerError;
 pub use handler::{BatchReport, Invocation, Scaler};
+pub use kube::ClusterAccess;

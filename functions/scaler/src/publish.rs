@@ -18,7 +18,7 @@ const SNS_BATCH: usize = 10;
 
 /// Where outcomes go.
 #[derive(Clone)]
-pub struct Publisher {
+pub(crate) struct Publisher {
     sns: aws_sdk_sns::Client,
     topic_arn: Option<String>,
     #[cfg(feature = "kafka")]
@@ -38,7 +38,7 @@ impl std::fmt::Debug for Publisher {
 impl Publisher {
     /// Publishes to `topic_arn` with `sns`; with no topic, outcomes are only
     /// logged.
-    pub fn new(sns: aws_sdk_sns::Client, topic_arn: Option<String>) -> Publisher {
+    pub(crate) fn new(sns: aws_sdk_sns::Client, topic_arn: Option<String>) -> Publisher {
         Publisher {
             sns,
             topic_arn,
@@ -49,7 +49,7 @@ impl Publisher {
 
     /// Also publishes to Kafka as `config` says.
     #[cfg(feature = "kafka")]
-    pub fn with_kafka(
+    pub(crate) fn with_kafka(
         mut self,
         config: &crate::config::KafkaConfig,
     ) -> Result<Publisher, ScalerError> {
@@ -70,7 +70,7 @@ impl Publisher {
 
     /// Publishes every action; the result at index `i` is that of
     /// `actions[i]`.
-    pub async fn publish(&self, actions: &[ScalingAction]) -> Vec<Result<(), ScalerError>> {
+    pub(crate) async fn publish(&self, actions: &[ScalingAction]) -> Vec<Result<(), ScalerError>> {
         for a in actions {
             tracing::info!(
                 decision_id = %a.decision_id,
@@ -209,7 +209,7 @@ fn entry(index: usize, a: &ScalingAction) -> PublishBatchRequestEntry {
 
 /// An SNS subject (ASCII, one line, under 100 characters), e.g.
 /// `prescient checkout: clamped nodegroup/prod/web`.
-pub fn subject(a: &ScalingAction) -> String {
+pub(crate) fn subject(a: &ScalingAction) -> String {
     prescient_contracts::action::sns_subject(&format!(
         "prescient {}: {} {}",
         a.service,

@@ -17,7 +17,7 @@ use hyper::{Request, Response, StatusCode};
 use prescient_contracts::action::Outcome;
 use prescient_contracts::decision::{ScalingDecision, Target};
 use prescient_functions_common::testkit::{self, MotoServer, create_cluster, serve_http1};
-use prescient_scaler::kube::ClusterAccess;
+use prescient_scaler::ClusterAccess;
 use prescient_scaler::{Config, Scaler};
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::rustls::ServerConfig;

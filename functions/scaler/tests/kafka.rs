@@ -9,7 +9,7 @@ use chrono::Utc;
 use prescient_contracts::action::{Outcome, ScalingAction};
 use prescient_contracts::decision::{Mode, ScalingDecision};
 use prescient_functions_common::testkit::{self, kafka_event};
-use prescient_scaler::config::KafkaConfig;
+use prescient_scaler::KafkaConfig;
 use prescient_scaler::{Config, Scaler};
 use rdkafka::ClientConfig;
 use rdkafka::consumer::{Consumer, StreamConsumer};
