@@ -12,11 +12,14 @@
 //!   it); `predictive` and `oracle` decide at the start of every interval.
 //! * `predictive` is a forecast with a reactive floor, as AWS predictive
 //!   scaling is meant to run beside dynamic scaling: requested = max(plan,
-//!   floor). The plan, decided at the start of every interval, is the
-//!   capacity for the highest p90 forecast over the next `lead + 1`
-//!   intervals (the p90 is its headroom, sized at `predictive_utilization`,
-//!   1.0 by default); the window starts now because a scale-in is
-//!   immediate while a scale-out takes `lead`. The floor is an HPA of its
+//!   floor). The plan, decided at the start of every interval, sizes new
+//!   replicas for the interval they can be ready in (`lead + 1`) at
+//!   `p50 + headroom × (p90 − p50)` and keeps replicas already there while
+//!   the forecast of an earlier interval needs them (at `hold_headroom`),
+//!   at `predictive_utilization` (1.0); it gives replicas back once it has
+//!   wanted fewer for `release_after` intervals ([`PlanWindow::Now`]: the
+//!   highest level over the next `lead + 1` intervals, from now, the plan
+//!   before 2026-11-23). The floor is an HPA of its
 //!   own (same algorithm, every 15 s, on the current demand) at
 //!   `floor_utilization`: it catches what the forecast did not see. With
 //!   `floor_utilization` equal to the reactive policy's target the floor
@@ -98,7 +101,7 @@ pub struct SimOptions {
     /// (default 1.0, the p90). Lower is cheaper and leaves more to the floor.
     pub headroom: f64,
     /// Target utilisation of `predictive`'s reactive floor, an HPA of its
-    /// own (default 0.9; equal to `target_utilization` makes the floor the
+    /// own (the command's default 0.7; equal to `target_utilization` makes the floor the
     /// HPA itself, so predictive never serves less than reactive).
     pub floor_utilization: f64,
     /// Scale-down stabilisation window of the reactive floor in seconds

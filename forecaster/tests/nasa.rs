@@ -79,7 +79,7 @@ fn sim(series: &Series, policy: Policy, warmup: usize) -> simulate::SimSummary {
     sim_with(series, policy, warmup, 60).1
 }
 
-/// The benchmark's lean setting (docs/forecaster.md): `--headroom 0.8
+/// The benchmark's lean setting (docs/forecaster.md): `--headroom 0.8 --hold-headroom 1.0
 /// --floor-utilization 1.0 --release-after 3`.
 fn sim_lean(series: &Series, warmup: usize) -> simulate::SimSummary {
     let mut o = options(Policy::Predictive, warmup, 60);
