@@ -141,7 +141,7 @@ mod tests {
     #[test]
     fn backtest_and_simulate_flags_resolve_into_the_library_settings() {
         use crate::forecaster_flags::{BacktestArgs, SimulateArgs};
-        use prescient_forecaster::simulate::Policy;
+        use prescient_forecaster::simulate::{PlanWindow, Policy};
         #[derive(Parser)]
         struct B {
             #[command(flatten)]
@@ -190,6 +190,37 @@ mod tests {
         assert_eq!(
             (s.policy, s.headroom, s.floor_window),
             (Policy::Predictive, 1.0, 60)
+        );
+        assert_eq!(
+            (s.plan_window, s.hold_headroom, s.release_after),
+            (PlanWindow::Arrival, None, 1)
+        );
+        let lean = S::try_parse_from([
+            "x",
+            "--csv",
+            "i",
+            "--output",
+            "o",
+            "--policy",
+            "predictive",
+            "--capacity",
+            "30",
+            "--lead",
+            "5",
+            "--plan-window",
+            "now",
+            "--hold-headroom",
+            "1.2",
+            "--release-after",
+            "3",
+        ])
+        .unwrap()
+        .args
+        .resolve()
+        .unwrap();
+        assert_eq!(
+            (lean.plan_window, lean.hold_headroom, lean.release_after),
+            (PlanWindow::Now, Some(1.2), 3)
         );
         assert!(
             S::try_parse_from([

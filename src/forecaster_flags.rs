@@ -10,7 +10,7 @@ use std::path::PathBuf;
 
 use prescient_forecaster::cli::{BacktestCommand, ModelSelection, SimulateCommand};
 use prescient_forecaster::select::ModelKind;
-use prescient_forecaster::simulate::Policy;
+use prescient_forecaster::simulate::{PlanWindow, Policy};
 
 /// Model selection flags shared by `backtest` and `simulate`.
 #[derive(Debug, Clone, clap::Args)]
@@ -72,6 +72,25 @@ impl From<PolicyArg> for Policy {
     }
 }
 
+/// `--plan-window` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum PlanWindowArg {
+    /// The highest forecast over the next lead + 1 intervals.
+    Now,
+    /// New replicas for the interval they arrive in; existing ones kept
+    /// while needed before it.
+    Arrival,
+}
+
+impl From<PlanWindowArg> for PlanWindow {
+    fn from(p: PlanWindowArg) -> PlanWindow {
+        match p {
+            PlanWindowArg::Now => PlanWindow::Now,
+            PlanWindowArg::Arrival => PlanWindow::Arrival,
+        }
+    }
+}
+
 /// `prescient backtest`: rolling-origin forecasts of a `timestamp,value` CSV.
 #[derive(Debug, clap::Args)]
 pub struct BacktestArgs {
@@ -126,6 +145,20 @@ pub struct SimulateArgs {
     /// (1.0: the p90; lower is cheaper and leaves more to the floor).
     #[arg(long, default_value_t = 1.0)]
     pub headroom: f64,
+    /// Which forecast intervals the plan sizes for: `arrival` sizes new
+    /// replicas for the interval they can be ready in (lead + 1) and keeps
+    /// existing ones while the forecast needs them before that; `now` sizes
+    /// for the highest forecast over the next lead + 1 intervals.
+    #[arg(long, value_enum, default_value = "arrival")]
+    pub plan_window: PlanWindowArg,
+    /// Headroom (same unit as --headroom) for keeping replicas that the
+    /// forecast needs before new ones could arrive; default: --headroom.
+    #[arg(long)]
+    pub hold_headroom: Option<f64>,
+    /// Minutes the plan waits, wanting fewer replicas, before it gives them
+    /// back (its scale-down window; the HPA's is 5).
+    #[arg(long, default_value_t = 1)]
+    pub release_after: u32,
     /// Target utilisation of `predictive`'s reactive floor (an HPA of its
     /// own); equal to --target-utilization makes it the HPA itself.
     #[arg(long, default_value_t = 0.7)]
@@ -169,6 +202,9 @@ impl SimulateArgs {
             target_utilization: self.target_utilization,
             predictive_utilization: self.predictive_utilization,
             headroom: self.headroom,
+            plan_window: self.plan_window.into(),
+            hold_headroom: self.hold_headroom,
+            release_after: self.release_after,
             floor_utilization: self.floor_utilization,
             floor_window: self.floor_window,
             output: self.output,

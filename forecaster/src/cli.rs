@@ -7,7 +7,7 @@
 use crate::backtest::{self, BacktestOptions};
 use crate::select::{ModelKind, ModelsConfig};
 use crate::series::Series;
-use crate::simulate::{self, Policy, SimOptions};
+use crate::simulate::{self, PlanWindow, Policy, SimOptions};
 use std::io::BufWriter;
 use std::path::{Path, PathBuf};
 
@@ -133,6 +133,14 @@ pub struct SimulateCommand {
     /// The plan's headroom: it sizes for p50 + HEADROOM × (p90 − p50)
     /// (1.0: the p90; lower is cheaper and leaves more to the floor).
     pub headroom: f64,
+    /// Which forecast intervals the plan sizes for.
+    pub plan_window: PlanWindow,
+    /// Headroom for keeping replicas the forecast needs before new ones
+    /// could arrive (`PlanWindow::Arrival`); `None`: the same as `headroom`.
+    pub hold_headroom: Option<f64>,
+    /// Minutes the plan waits, wanting fewer replicas, before it gives them
+    /// back (at least one interval).
+    pub release_after: u32,
     /// Target utilisation of `predictive`'s reactive floor (an HPA of its
     /// own); equal to --target-utilization makes it the HPA itself.
     pub floor_utilization: f64,
@@ -213,6 +221,9 @@ pub fn simulate(args: SimulateCommand) -> Result<(), CliError> {
         floor_utilization: args.floor_utilization,
         floor_scale_down_window_s: args.floor_window,
         headroom: args.headroom,
+        plan_window: args.plan_window,
+        hold_headroom: args.hold_headroom.unwrap_or(args.headroom),
+        release_after: series.steps_for_minutes(args.release_after).max(1),
         warmup: args.models.warmup,
         models,
         progress: !args.models.quiet,

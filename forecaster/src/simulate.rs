@@ -12,11 +12,14 @@
 //!   it); `predictive` and `oracle` decide at the start of every interval.
 //! * `predictive` is a forecast with a reactive floor, as AWS predictive
 //!   scaling is meant to run beside dynamic scaling: requested = max(plan,
-//!   floor). The plan, decided at the start of every interval, is the
-//!   capacity for the highest p90 forecast over the next `lead + 1`
-//!   intervals (the p90 is its headroom, sized at `predictive_utilization`,
-//!   1.0 by default); the window starts now because a scale-in is
-//!   immediate while a scale-out takes `lead`. The floor is an HPA of its
+//!   floor). The plan, decided at the start of every interval, sizes new
+//!   replicas for the interval they can be ready in (`lead + 1`) at
+//!   `p50 + headroom × (p90 − p50)` and keeps replicas already there while
+//!   the forecast of an earlier interval needs them (at `hold_headroom`),
+//!   at `predictive_utilization` (1.0); it gives replicas back once it has
+//!   wanted fewer for `release_after` intervals ([`PlanWindow::Now`]: the
+//!   highest level over the next `lead + 1` intervals, from now, the plan
+//!   before 2026-11-23). The floor is an HPA of its
 //!   own (same algorithm, every 15 s, on the current demand) at
 //!   `floor_utilization`: it catches what the forecast did not see. With
 //!   `floor_utilization` equal to the reactive policy's target the floor
@@ -31,7 +34,7 @@
 //!   Summaries cover the intervals after the warm-up only, for every policy.
 
 use crate::hpa::{Hpa, HpaConfig};
-use crate::models::ModelError;
+use crate::models::{ModelError, Quantiles};
 use crate::select::{Ensemble, ModelsConfig};
 use crate::series::Series;
 use std::collections::VecDeque;
@@ -62,6 +65,19 @@ pub enum Policy {
     Oracle,
 }
 
+/// Which forecast intervals `predictive`'s plan sizes for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PlanWindow {
+    /// The highest forecast over the next `lead + 1` intervals, from now
+    /// (the plan before 2026-11-23: it also asks for replicas that can only
+    /// arrive after a peak inside the lead time has passed).
+    Now,
+    /// New replicas for the interval they can arrive in (`lead + 1`);
+    /// replicas already there are kept while the forecast needs them before
+    /// that (at `hold_headroom`), never added for it.
+    Arrival,
+}
+
 /// Simulation settings.
 #[derive(Debug, Clone)]
 pub struct SimOptions {
@@ -85,13 +101,23 @@ pub struct SimOptions {
     /// (default 1.0, the p90). Lower is cheaper and leaves more to the floor.
     pub headroom: f64,
     /// Target utilisation of `predictive`'s reactive floor, an HPA of its
-    /// own (default 0.9; equal to `target_utilization` makes the floor the
+    /// own (the command's default 0.7; equal to `target_utilization` makes the floor the
     /// HPA itself, so predictive never serves less than reactive).
     pub floor_utilization: f64,
     /// Scale-down stabilisation window of the reactive floor in seconds
     /// (default 60: the floor lets go of a spike's replicas after a minute,
     /// the plan keeps what the forecast says is still needed).
     pub floor_scale_down_window_s: u32,
+    /// Which forecast intervals the plan sizes for (default
+    /// [`PlanWindow::Arrival`]).
+    pub plan_window: PlanWindow,
+    /// With [`PlanWindow::Arrival`]: the headroom (same unit as `headroom`)
+    /// for keeping replicas that the forecast needs before new ones could
+    /// arrive (default 1.0).
+    pub hold_headroom: f64,
+    /// The plan gives replicas back only once this many consecutive plans
+    /// (intervals) wanted fewer: its scale-down window (default 1: at once).
+    pub release_after: usize,
     /// Warm-up points excluded from the summary; default `min(8 days, half)`.
     pub warmup: Option<usize>,
     /// Models for `predictive`.
@@ -179,6 +205,47 @@ impl Fleet {
 
 /// Runs one policy over `series`. Returns every interval's row and the summary.
 pub fn run(series: &Series, opts: &SimOptions) -> Result<(Vec<SimRow>, SimSummary), SimulateError> {
+    let ppd = series.points_per_day();
+    let dt = series.interval_secs.max(1) as usize;
+    let horizon = (opts.lead_s as usize).div_ceil(dt) + 1;
+    let mut ens: Option<Ensemble> = None;
+    let mut fitted_at = 0;
+    let mut source = |y: &[f64], t: usize| -> Result<Vec<Quantiles>, SimulateError> {
+        // y[..t] is known: t - 1 is the last observed index. Refit once a day.
+        let e = match &mut ens {
+            Some(e) if t - fitted_at < ppd => {
+                e.observe(y[t - 1]);
+                e
+            }
+            _ => {
+                let mut e = ens
+                    .take()
+                    .unwrap_or_else(|| Ensemble::new(&opts.models, ppd, horizon));
+                e.fit(&y[..t])?;
+                fitted_at = t;
+                ens.insert(e)
+            }
+        };
+        Ok(e.forecast())
+    };
+    run_with_forecasts(series, opts, &mut source)
+}
+
+/// Where `predictive` gets its forecasts: `source(values, t)` (see
+/// [`run_with_forecasts`]).
+pub type ForecastSource<'a> =
+    dyn FnMut(&[f64], usize) -> Result<Vec<Quantiles>, SimulateError> + 'a;
+
+/// [`run`] with the forecasts of `predictive` from `source(values, t)`:
+/// the quantiles for intervals `t, t + 1, …` (horizons `1..`) from
+/// `values[..t]`, called once per interval after the warm-up, in order
+/// (at least `lead + 1` horizons). For replaying cached
+/// forecasts while exploring the policy's settings.
+pub fn run_with_forecasts(
+    series: &Series,
+    opts: &SimOptions,
+    source: &mut ForecastSource<'_>,
+) -> Result<(Vec<SimRow>, SimSummary), SimulateError> {
     if opts.capacity.is_nan() || opts.capacity <= 0.0 || opts.max < opts.min || opts.max == 0 {
         return Err(SimulateError::Invalid(
             "need capacity > 0 and 0 < max >= min".into(),
@@ -219,6 +286,7 @@ pub fn run(series: &Series, opts: &SimOptions) -> Result<(Vec<SimRow>, SimSummar
     // Predictive's reactive floor: an HPA with its own replica count.
     let mut floor = Hpa::new(floor_cfg);
     let mut plan = opts.min;
+    let mut recent_plans: VecDeque<u32> = VecDeque::new();
     let need_at =
         |d: f64, u: f64| ((d / (cap * u)).ceil().max(0.0) as u32).clamp(opts.min, opts.max);
     let need_exact = |d: f64| need_at(d, 1.0);
@@ -230,9 +298,6 @@ pub fn run(series: &Series, opts: &SimOptions) -> Result<(Vec<SimRow>, SimSummar
         requested: start,
         pending: VecDeque::new(),
     };
-    let horizon = lead_steps + 1;
-    let mut ens: Option<Ensemble> = None;
-    let refit = ppd;
     let mut rows = Vec::with_capacity(n);
     let bar = if opts.progress && opts.policy == Policy::Predictive && n > 2000 {
         indicatif::ProgressBar::new(n as u64)
@@ -252,26 +317,13 @@ pub fn run(series: &Series, opts: &SimOptions) -> Result<(Vec<SimRow>, SimSummar
                 fleet.set(want, t0, opts.lead_s);
             }
             Policy::Predictive if t >= warmup => {
-                // y[..t] is known: t - 1 is the last observed index.
-                let e = match &mut ens {
-                    Some(e) if !(t - warmup).is_multiple_of(refit) => {
-                        e.observe(y[t - 1]);
-                        e
-                    }
-                    _ => {
-                        let mut e = ens
-                            .take()
-                            .unwrap_or_else(|| Ensemble::new(&opts.models, ppd, horizon));
-                        e.fit(&y[..t])?;
-                        ens.insert(e)
-                    }
-                };
-                let peak = e
-                    .forecast()
-                    .iter()
-                    .map(|q| q.p50 + opts.headroom * (q.p90 - q.p50))
-                    .fold(0.0, f64::max);
-                plan = need_at(peak, opts.predictive_utilization);
+                let q = source(y, t)?;
+                let p = plan_replicas(&q, fleet.requested, lead_steps, opts, &need_at);
+                recent_plans.push_back(p);
+                if recent_plans.len() > opts.release_after.max(1) {
+                    recent_plans.pop_front();
+                }
+                plan = recent_plans.iter().copied().max().unwrap_or(p);
             }
             _ => {}
         }
@@ -310,6 +362,36 @@ pub fn run(series: &Series, opts: &SimOptions) -> Result<(Vec<SimRow>, SimSummar
     bar.finish_and_clear();
     let summary = summarize(opts.policy, &rows, warmup, dt);
     Ok((rows, summary))
+}
+
+/// Predictive's plan at the start of an interval, from the `auto` forecast
+/// `q` (horizon 1 = this interval) and the replicas `requested` now.
+fn plan_replicas(
+    q: &[Quantiles],
+    requested: u32,
+    lead_steps: usize,
+    opts: &SimOptions,
+    need_at: &dyn Fn(f64, f64) -> u32,
+) -> u32 {
+    let peak = |qs: &[Quantiles], k: f64| {
+        qs.iter()
+            .map(|q| q.p50 + k * (q.p90 - q.p50))
+            .fold(0.0, f64::max)
+    };
+    let u = opts.predictive_utilization;
+    let arrive = (lead_steps + 1).min(q.len());
+    match opts.plan_window {
+        PlanWindow::Now => need_at(peak(&q[..arrive], opts.headroom), u),
+        PlanWindow::Arrival => {
+            // Replicas asked for now are ready at horizon lead + 1: new ones
+            // are sized on that interval; before it only what is already
+            // there (or on its way) can serve, so it is kept while the
+            // forecast still needs it, never added to.
+            let new = need_at(peak(&q[arrive.saturating_sub(1)..arrive], opts.headroom), u);
+            let hold = need_at(peak(&q[..arrive.saturating_sub(1)], opts.hold_headroom), u);
+            new.max(hold.min(requested))
+        }
+    }
 }
 
 fn summarize(policy: Policy, rows: &[SimRow], warmup: usize, dt: u32) -> SimSummary {
@@ -448,6 +530,9 @@ mod tests {
             floor_utilization: 1.0,
             floor_scale_down_window_s: 60,
             headroom: 1.0,
+            plan_window: PlanWindow::Arrival,
+            hold_headroom: 1.0,
+            release_after: 1,
             warmup: Some(0),
             models: ModelsConfig::default(),
             progress: false,
@@ -517,6 +602,82 @@ mod tests {
         );
         assert_eq!(oracle.unserved, 0.0);
         assert!(oracle.replica_hours <= predictive.replica_hours);
+    }
+
+    #[test]
+    fn arrival_plan_adds_only_what_can_arrive_and_keeps_what_is_needed() {
+        let q = |v: f64| Quantiles {
+            p10: v,
+            p50: v,
+            p90: v + 50.0,
+        };
+        let o = opts(Policy::Predictive);
+        let need = |d: f64, u: f64| ((d / (50.0 * u)).ceil() as u32).clamp(o.min, o.max);
+        // Lead 2 intervals: horizon 3 is the first a new replica can serve.
+        // A peak at horizon 2 (needs 8) is over before new replicas arrive;
+        // horizon 3 needs (100 + 50) / 50 = 3.
+        let path = [q(100.0), q(350.0), q(100.0)];
+        assert_eq!(
+            plan_replicas(&path, 2, 2, &o, &need),
+            3,
+            "nothing added for the early peak"
+        );
+        assert_eq!(
+            plan_replicas(&path, 10, 2, &o, &need),
+            8,
+            "kept while the early peak needs it"
+        );
+        // `now` sizes for the early peak whatever is there.
+        let now = SimOptions {
+            plan_window: PlanWindow::Now,
+            ..o.clone()
+        };
+        assert_eq!(plan_replicas(&path, 2, 2, &now, &need), 8);
+        // The hold headroom applies to the early intervals only.
+        let lean = SimOptions {
+            hold_headroom: 0.0,
+            ..o.clone()
+        };
+        assert_eq!(plan_replicas(&path, 10, 2, &lean, &need), 7);
+    }
+
+    #[test]
+    fn the_plan_releases_after_its_window() {
+        // Demand steps down from 300 to 100 at interval 10; a perfect
+        // forecast from a source that knows the series.
+        let series = Series::new(
+            "2020-01-01T00:00:00Z".parse().unwrap(),
+            60,
+            [vec![300.0; 10], vec![100.0; 10]].concat(),
+        );
+        let exact = |y: &[f64], t: usize| -> Result<Vec<Quantiles>, SimulateError> {
+            Ok((t..t + 3)
+                .map(|k| {
+                    let v = y[k.min(y.len() - 1)];
+                    Quantiles {
+                        p10: v,
+                        p50: v,
+                        p90: v,
+                    }
+                })
+                .collect())
+        };
+        let mut o = opts(Policy::Predictive);
+        o.lead_s = 120;
+        o.warmup = Some(1);
+        o.floor_scale_down_window_s = 0; // the floor lets go at once too
+        let released = |after: usize| {
+            let o = SimOptions {
+                release_after: after,
+                ..o.clone()
+            };
+            let (rows, _) = run_with_forecasts(&series, &o, &mut exact.clone()).unwrap();
+            rows.iter()
+                .position(|r| r.t >= 10 && r.desired == 2)
+                .unwrap()
+        };
+        assert_eq!(released(1), 10);
+        assert_eq!(released(4), 13);
     }
 
     #[test]

@@ -8,50 +8,29 @@ use prescient_contracts::decision::{Mode, ScalingDecision, Target};
 use prescient_forecaster::config::Policies;
 use prescient_forecaster::select::ModelKind;
 use prescient_forecaster::worker::{Worker, WorkerConfig, run_worker};
-use prescient_infra::broker::EmbeddedBroker;
-use prescient_infra::postgres::PgInstance;
 use rdkafka::Message;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use std::time::Duration;
 
+mod common;
+
+/// Base demand of `checkout` and `search`.
+const SERVICES: [(&str, f64); 2] = [("checkout", 2000.0), ("search", 300.0)];
+
 fn demand(service: usize, t: i64) -> i64 {
-    let day = (t % 1440) as f64 / 1440.0 * std::f64::consts::TAU;
-    let base = if service == 0 { 2000.0 } else { 300.0 };
-    (base * (1.0 + 0.5 * day.sin()) + ((t * 7919) % 13) as f64 * 5.0) as i64
+    common::demand(SERVICES[service].1, t)
 }
 
 async fn insert_minutes(pool: &sqlx::PgPool, start: DateTime<Utc>, from: i64, to: i64) {
-    let mut svc = vec![];
-    let mut minute = vec![];
-    let mut req = vec![];
-    for s in 0..2 {
-        for t in from..to {
-            svc.push(["checkout", "search"][s].to_string());
-            minute.push(start + TimeDelta::minutes(t));
-            req.push(demand(s, t));
-        }
+    for (name, base) in SERVICES {
+        common::insert_buckets(pool, name, base, start, 1, from, to).await;
     }
-    sqlx::query(
-        "INSERT INTO service_minute (service, minute, requests, errors, active_users)
-         SELECT s, m, r, 0, 1 FROM UNNEST($1::text[], $2::timestamptz[], $3::int8[]) AS u(s, m, r)",
-    )
-    .bind(&svc)
-    .bind(&minute)
-    .bind(&req)
-    .execute(pool)
-    .await
-    .unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn worker_forecasts_plans_and_publishes() {
-    let mut pg = PgInstance::start().await.expect("private PostgreSQL");
-    let broker = EmbeddedBroker::start(1).unwrap();
-    broker
-        .create_topic(prescient_contracts::SCALING_DECISIONS_TOPIC, 1)
-        .unwrap();
-    let pool = sqlx::PgPool::connect(&pg.url()).await.unwrap();
-    prescient_infra::migrate::run(&pool).await.unwrap();
+    let (mut pg, pool) = common::postgres().await;
+    let broker = common::broker(&[prescient_contracts::SCALING_DECISIONS_TOPIC]);
 
     let start: DateTime<Utc> = "2026-11-01T00:00:00Z".parse().unwrap();
     let days = 2 * 1440;

@@ -20,33 +20,15 @@ use prescient_forecaster::config::Policies;
 use prescient_forecaster::select::ModelKind;
 use prescient_forecaster::worker::{Bucket, Worker, WorkerConfig, run_worker};
 use prescient_infra::broker::EmbeddedBroker;
-use prescient_infra::postgres::PgInstance;
 use rdkafka::Message;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 
-fn demand(t: i64) -> i64 {
-    let day = (t % 1440) as f64 / 1440.0 * std::f64::consts::TAU;
-    (2000.0 * (1.0 + 0.5 * day.sin()) + ((t * 7919) % 13) as f64 * 5.0) as i64
-}
+mod common;
 
 /// Rows of `checkout` for buckets `from..to` of `step_min` minutes each.
 async fn insert(pool: &sqlx::PgPool, start: DateTime<Utc>, step_min: i64, from: i64, to: i64) {
-    let minutes: Vec<DateTime<Utc>> = (from..to)
-        .map(|i| start + TimeDelta::minutes(i * step_min))
-        .collect();
-    let req: Vec<i64> = (from..to)
-        .map(|i| demand(i * step_min) * step_min)
-        .collect();
-    sqlx::query(
-        "INSERT INTO service_minute (service, minute, requests, errors, active_users)
-         SELECT 'checkout', m, r, 0, 1 FROM UNNEST($1::timestamptz[], $2::int8[]) AS u(m, r)",
-    )
-    .bind(&minutes)
-    .bind(&req)
-    .execute(pool)
-    .await
-    .unwrap();
+    common::insert_buckets(pool, "checkout", 2000.0, start, step_min, from, to).await;
 }
 
 const POLICY: &str = r#"
@@ -166,16 +148,11 @@ fn published(broker: &EmbeddedBroker) -> Vec<ScalingDecision> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn current_is_the_size_the_scaler_reported_and_payloads_are_never_replanned() {
-    let pg = PgInstance::start().await.expect("private PostgreSQL");
-    let broker = EmbeddedBroker::start(1).unwrap();
-    broker
-        .create_topic(prescient_contracts::SCALING_DECISIONS_TOPIC, 1)
-        .unwrap();
-    broker
-        .create_topic(prescient_contracts::SCALING_ACTIONS_TOPIC, 1)
-        .unwrap();
-    let pool = sqlx::PgPool::connect(&pg.url()).await.unwrap();
-    prescient_infra::migrate::run(&pool).await.unwrap();
+    let (pg, pool) = common::postgres().await;
+    let broker = common::broker(&[
+        prescient_contracts::SCALING_DECISIONS_TOPIC,
+        prescient_contracts::SCALING_ACTIONS_TOPIC,
+    ]);
     let start: DateTime<Utc> = "2026-11-01T00:00:00Z".parse().unwrap();
     let days = 2 * 1440;
     insert(&pool, start, 1, 0, days + 1).await;
@@ -266,9 +243,7 @@ async fn current_is_the_size_the_scaler_reported_and_payloads_are_never_replanne
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn buckets_follow_the_flag_or_the_dataflow_and_notify_wakes_the_worker() {
-    let pg = PgInstance::start().await.expect("private PostgreSQL");
-    let pool = sqlx::PgPool::connect(&pg.url()).await.unwrap();
-    prescient_infra::migrate::run(&pool).await.unwrap();
+    let (pg, pool) = common::postgres().await;
     let start: DateTime<Utc> = "2026-11-01T00:00:00Z".parse().unwrap();
     // Two days of 5-minute buckets.
     let n = 2 * 288;
@@ -405,16 +380,11 @@ async fn buckets_follow_the_flag_or_the_dataflow_and_notify_wakes_the_worker() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn alerts_are_raised_once_with_hysteresis_on_the_notifier_topic() {
     use prescient_contracts::action::{Alert, AlertKind};
-    let pg = PgInstance::start().await.expect("private PostgreSQL");
-    let broker = EmbeddedBroker::start(1).unwrap();
-    for t in [
+    let (pg, pool) = common::postgres().await;
+    let broker = common::broker(&[
         prescient_contracts::SCALING_DECISIONS_TOPIC,
         prescient_contracts::SCALING_ACTIONS_TOPIC,
-    ] {
-        broker.create_topic(t, 1).unwrap();
-    }
-    let pool = sqlx::PgPool::connect(&pg.url()).await.unwrap();
-    prescient_infra::migrate::run(&pool).await.unwrap();
+    ]);
     let start: DateTime<Utc> = "2026-11-01T00:00:00Z".parse().unwrap();
     let days = 2 * 1440;
     insert(&pool, start, 1, 0, days + 12).await;
@@ -478,9 +448,7 @@ async fn alerts_are_raised_once_with_hysteresis_on_the_notifier_topic() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn buckets_changed_by_late_events_are_read_again_within_the_lateness() {
-    let pg = PgInstance::start().await.expect("private PostgreSQL");
-    let pool = sqlx::PgPool::connect(&pg.url()).await.unwrap();
-    prescient_infra::migrate::run(&pool).await.unwrap();
+    let (pg, pool) = common::postgres().await;
     let start: DateTime<Utc> = "2026-11-01T00:00:00Z".parse().unwrap();
     insert(&pool, start, 1, 0, 200).await;
     // The dataflow: 1-minute buckets, 10 minutes of lateness, frontier at 180.
@@ -530,9 +498,7 @@ async fn buckets_changed_by_late_events_are_read_again_within_the_lateness() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failing_fit_raises_forecasts_stale_once() {
     use prescient_contracts::action::AlertKind;
-    let pg = PgInstance::start().await.expect("private PostgreSQL");
-    let pool = sqlx::PgPool::connect(&pg.url()).await.unwrap();
-    prescient_infra::migrate::run(&pool).await.unwrap();
+    let (pg, pool) = common::postgres().await;
     let start: DateTime<Utc> = "2026-11-01T00:00:00Z".parse().unwrap();
     insert(&pool, start, 1, 0, 200).await;
     // `profile` needs a day of history: with 3 hours every fit fails.
