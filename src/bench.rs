@@ -46,7 +46,17 @@ pub enum Profile {
     /// spans one hour of event time (≈ 120,000 `metrics_minute` rows for 2M
     /// events).
     HighCardinality,
+    /// The default profile with ids in the endpoints (`prescient produce
+    /// --endpoint-ids 1000000`): event `k` goes to endpoint
+    /// `/api/v1/eN/items/{k mod 1,000,000}`, so every event makes a new
+    /// `metrics_minute` row and a run of a million events or more sends a
+    /// million distinct endpoints; with `--soak-secs` it shows whether memory
+    /// stays flat at that key churn.
+    IdEndpoints,
 }
+
+/// Distinct endpoint ids of the `id-endpoints` profile.
+const ENDPOINT_IDS: u64 = 1_000_000;
 
 impl Profile {
     /// Shapes the generator: key space, users, event-time density.
@@ -59,6 +69,10 @@ impl Profile {
                 p.endpoints = 10;
                 p.users = 100_000;
                 p.rate = events as f64 / 3600.0;
+            }
+            Profile::IdEndpoints => {
+                p.rate = 20_000.0;
+                p.endpoint_ids = ENDPOINT_IDS;
             }
         }
     }
@@ -79,6 +93,7 @@ impl Profile {
             ]
             .map(String::from)
             .to_vec(),
+            Profile::IdEndpoints => vec!["--endpoint-ids".into(), ENDPOINT_IDS.to_string()],
         }
     }
 }
