@@ -46,7 +46,17 @@ pub enum Profile {
     /// spans one hour of event time (≈ 120,000 `metrics_minute` rows for 2M
     /// events).
     HighCardinality,
+    /// The default profile with ids in the endpoints (`prescient produce
+    /// --endpoint-ids 1000000`): event `k` goes to endpoint
+    /// `/api/v1/eN/items/{k mod 1,000,000}`, so every event makes a new
+    /// `metrics_minute` row and a run of a million events or more sends a
+    /// million distinct endpoints; with `--soak-secs` it shows whether memory
+    /// stays flat at that key churn.
+    IdEndpoints,
 }
+
+/// Distinct endpoint ids of the `id-endpoints` profile.
+const ENDPOINT_IDS: u64 = 1_000_000;
 
 impl Profile {
     /// Shapes the generator: key space, users, event-time density.
@@ -59,6 +69,10 @@ impl Profile {
                 p.endpoints = 10;
                 p.users = 100_000;
                 p.rate = events as f64 / 3600.0;
+            }
+            Profile::IdEndpoints => {
+                p.rate = 20_000.0;
+                p.endpoint_ids = ENDPOINT_IDS;
             }
         }
     }
@@ -79,6 +93,7 @@ impl Profile {
             ]
             .map(String::from)
             .to_vec(),
+            Profile::IdEndpoints => vec!["--endpoint-ids".into(), ENDPOINT_IDS.to_string()],
         }
     }
 }
@@ -140,6 +155,22 @@ fn rss_kib(field: &str) -> u64 {
                 .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
         })
         .unwrap_or(0)
+}
+
+/// CPU seconds (user + system) this process has used: fields 14 and 15 of
+/// `/proc/self/stat`, in USER_HZ ticks (100 per second on Linux).
+fn cpu_seconds() -> f64 {
+    std::fs::read_to_string("/proc/self/stat")
+        .ok()
+        .and_then(|s| {
+            // The command name (field 2) may hold spaces: count after its ')'.
+            let rest = s.rsplit_once(')')?.1;
+            let f: Vec<&str> = rest.split_whitespace().collect();
+            let utime: f64 = f.get(11)?.parse().ok()?;
+            let stime: f64 = f.get(12)?.parse().ok()?;
+            Some((utime + stime) / 100.0)
+        })
+        .unwrap_or(0.0)
 }
 
 fn ingest(args: IngestArgs) -> anyhow::Result<()> {
@@ -301,14 +332,19 @@ fn ingest(args: IngestArgs) -> anyhow::Result<()> {
     let warmup = Duration::from_secs((args.freshness_secs / 5).max(2));
     std::thread::sleep(warmup);
     metrics.freshness_ms.lock().expect("lock").reset();
+    metrics.read_delay_ms.lock().expect("lock").reset();
     let measure_started = Instant::now();
     let events_at_start = metrics.events_in.get();
     let commits_at_start = commit_figures(&metrics);
+    let cpu_at_start = cpu_seconds();
     std::thread::sleep(Duration::from_secs(args.freshness_secs).saturating_sub(warmup));
     let fresh = metrics.freshness_ms.lock().expect("lock").clone();
+    let read = metrics.read_delay_ms.lock().expect("lock").clone();
     let commits = commit_figures(&metrics).since(commits_at_start);
-    let measured_rate = (metrics.events_in.get() - events_at_start) as f64
-        / measure_started.elapsed().as_secs_f64();
+    // The producer is its own process: this process's CPU is the dataflow's.
+    let live_cpu = cpu_seconds() - cpu_at_start;
+    let live_events = metrics.events_in.get() - events_at_start;
+    let measured_rate = live_events as f64 / measure_started.elapsed().as_secs_f64();
     let measure_started_secs = measure_started.elapsed().as_secs_f64();
     let mut rss_samples = vec![(0u64, rss_kib("VmRSS:"))];
     let soak_started = Instant::now();
@@ -367,11 +403,20 @@ fn ingest(args: IngestArgs) -> anyhow::Result<()> {
         fresh.count()
     );
     println!(
+        "| of which before the dataflow: Kafka timestamp → end of the tick that read it | p50 {} ms, p99 {} ms |",
+        read.quantile(0.5).map_or("-".into(), |v| v.to_string()),
+        read.quantile(0.99).map_or("-".into(), |v| v.to_string()),
+    );
+    println!(
         "| commits while measuring freshness | {} ({:.1}/s), mean {:.0} ms, mean {:.0} rows |",
         commits.count,
         commits.count as f64 / measure_started_secs,
         commits.mean_ms(),
         commits.mean_rows()
+    );
+    println!(
+        "| dataflow CPU while measuring freshness (user + system) | {live_cpu:.1} s = {:.1} µs/event |",
+        1e6 * live_cpu / live_events.max(1) as f64
     );
     println!("| live producer (own process) | {produced_line} |");
     if args.soak_secs > 0 {

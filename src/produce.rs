@@ -72,6 +72,12 @@ pub struct ProduceArgs {
     /// Distinct users.
     #[arg(long, default_value_t = 10_000)]
     pub users: usize,
+    /// Make endpoints embed ids, as REST paths with object ids do: event
+    /// `k` (counting from 0) gets `/items/{k mod N}` appended to its
+    /// endpoint, so a run of at least N events sends N distinct ids
+    /// (0: off, the endpoints are the fixed `--endpoints` names).
+    #[arg(long, default_value_t = 0)]
+    pub endpoint_ids: u64,
     /// Share of requests that fail with a 5xx status.
     #[arg(long, default_value_t = 0.01)]
     pub error_ratio: f64,
@@ -187,6 +193,8 @@ pub struct Generator {
     minute: i64,
     minute_factor: f64,
     flash_until: i64,
+    /// Events drawn so far (the id of `--endpoint-ids`).
+    drawn: u64,
 }
 
 const SERVICE_NAMES: [&str; 8] = [
@@ -215,6 +223,7 @@ impl Generator {
             minute: i64::MIN,
             minute_factor: 1.0,
             flash_until: i64::MIN,
+            drawn: 0,
             args: args.clone(),
         }
     }
@@ -259,6 +268,8 @@ impl Generator {
         let tenant_i = user_i % self.tenants.len();
         let service_i = self.skewed(self.services.len());
         let endpoint_i = self.skewed(self.endpoints.len());
+        let id = self.drawn;
+        self.drawn += 1;
         let user = format!("user{user_i}");
         if self.args.bad_ratio > 0.0 && self.rng.random::<f64>() < self.args.bad_ratio {
             return (user, self.bad_record(ts));
@@ -275,11 +286,15 @@ impl Generator {
         let latency = (self.args.latency_median_ms * (self.args.latency_sigma * z).exp() * 1000.0)
             .round()
             / 1000.0;
+        let endpoint = &self.endpoints[endpoint_i];
         let event = Event {
             ts_ms: ts,
             tenant: self.tenants[tenant_i].as_str().into(),
             service: self.services[service_i].as_str().into(),
-            endpoint: self.endpoints[endpoint_i].as_str().into(),
+            endpoint: match self.args.endpoint_ids {
+                0 => endpoint.as_str().into(),
+                n => format!("{endpoint}/items/{}", id % n).into(),
+            },
             user: Some(user.as_str().into()),
             status,
             latency_ms: Some(latency),
@@ -588,6 +603,31 @@ mod tests {
         }
         assert!((300..500).contains(&bad), "{bad} bad of 2000");
         assert_eq!(good + bad, 2000);
+    }
+
+    #[test]
+    fn endpoint_ids_give_one_new_id_per_event_up_to_n() {
+        let endpoints = |ids: u64, events: usize| {
+            let mut a = args();
+            a.endpoint_ids = ids;
+            let mut g = Generator::new(&a);
+            (0..events)
+                .map(|_| {
+                    parse_event(&g.next_record().1)
+                        .unwrap()
+                        .endpoint
+                        .into_owned()
+                })
+                .collect::<Vec<_>>()
+        };
+        let fixed: std::collections::HashSet<_> = endpoints(0, 1000).into_iter().collect();
+        assert!(fixed.len() <= 5, "fixed names without ids: {fixed:?}");
+        let with_ids = endpoints(300, 1000);
+        for (k, e) in with_ids.iter().enumerate() {
+            let (base, id) = e.split_once("/items/").expect("an id");
+            assert!(fixed.contains(base), "{e}");
+            assert_eq!(id, (k % 300).to_string(), "event k gets id k mod N");
+        }
     }
 
     #[test]

@@ -4,6 +4,7 @@
 
 mod common;
 
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -11,6 +12,48 @@ use prescient_contracts::event::Reason;
 use rand::{Rng, SeedableRng};
 
 const TOPICS: [(&str, i32); 2] = [("user-events", 4), ("user-events-dlq", 1)];
+
+/// Produces `records` to `user-events`, then runs the dataflow with `args`
+/// and `--until-caught-up` until it has committed them all (within `limit`).
+fn produce_and_catch_up(
+    broker: &Broker,
+    url: &str,
+    records: &[TestRecord],
+    args: &[&str],
+    limit: Duration,
+) {
+    produce(&broker.bootstrap, "user-events", records);
+    run_to_end(
+        dataflow(&broker.bootstrap, url)
+            .args(args)
+            .arg("--until-caught-up"),
+        limit,
+    );
+}
+
+/// A run's whole output against the reference: the rows, every rejected
+/// record dead-lettered exactly once with its reason, and the dead-letter
+/// counts per minute (the dashboard's pipeline table, written with the rows).
+async fn assert_exact_output(
+    url: &str,
+    bootstrap: &str,
+    records: &[TestRecord],
+    expected: &Rows,
+    rejected: &BTreeMap<(i32, i64), Reason>,
+) {
+    assert_rows_match(&actual_rows(url).await, expected);
+    let letters = dead_letters(bootstrap);
+    assert_eq!(
+        letters.len(),
+        rejected.len(),
+        "each rejected record is dead-lettered exactly once"
+    );
+    assert_eq!(dead_letter_set(&letters), labels(rejected));
+    assert_eq!(
+        actual_dead_letter_minutes(url).await,
+        expected_dead_letter_minutes(records, rejected)
+    );
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rows_match_a_reference_computation() {
@@ -36,19 +79,7 @@ async fn rows_match_a_reference_computation() {
         dataflow(&broker.bootstrap, &pg.url()).args(["-w", "2", "--until-caught-up"]),
         Duration::from_secs(120),
     );
-    assert_rows_match(&actual_rows(&pg.url()).await, &expected);
-    let letters = dead_letters(&broker.bootstrap);
-    assert_eq!(
-        letters.len(),
-        rejected.len(),
-        "each rejected record is dead-lettered exactly once"
-    );
-    assert_eq!(dead_letter_set(&letters), labels(&rejected));
-    // The dashboard's pipeline tables, written with the rows.
-    assert_eq!(
-        actual_dead_letter_minutes(&pg.url()).await,
-        expected_dead_letter_minutes(&records, &rejected)
-    );
+    assert_exact_output(&pg.url(), &broker.bootstrap, &records, &expected, &rejected).await;
     let pool = sqlx::PgPool::connect(&pg.url()).await.unwrap();
     let ends: Vec<(i64, Option<i64>)> =
         sqlx::query_as("SELECT next_offset, end_offset FROM ingest_offsets ORDER BY partition")
@@ -400,11 +431,7 @@ async fn broken_records_go_to_the_dead_letter_topic_while_good_ones_flow() {
             kafka_ts: ts,
         });
     }
-    produce(&broker.bootstrap, "user-events", &records);
-    run_to_end(
-        dataflow(&broker.bootstrap, &pg.url()).args(["--until-caught-up"]),
-        Duration::from_secs(120),
-    );
+    produce_and_catch_up(&broker, &pg.url(), &records, &[], Duration::from_secs(120));
     let letters = dead_letters(&broker.bootstrap);
     assert_eq!(
         dead_letter_set(&letters),
@@ -446,9 +473,11 @@ async fn nul_in_endpoint_is_dead_lettered_and_the_pipeline_flows() {
     for i in 0..50 {
         records.push(event(i % 4, ts + i as i64, ts, "/b", &format!("v{i}")));
     }
-    produce(&broker.bootstrap, "user-events", &records);
-    run_to_end(
-        dataflow(&broker.bootstrap, &pg.url()).args(["-w", "2", "--until-caught-up"]),
+    produce_and_catch_up(
+        &broker,
+        &pg.url(),
+        &records,
+        &["-w", "2"],
         Duration::from_secs(60),
     );
     let (expected, rejected) = reference(&records);
@@ -496,9 +525,11 @@ async fn rows_the_database_refuses_are_isolated_and_the_rest_committed() {
             &format!("u{}", i % 7),
         ));
     }
-    produce(&broker.bootstrap, "user-events", &records);
-    run_to_end(
-        dataflow(&broker.bootstrap, &pg.url()).args(["-w", "2", "--until-caught-up"]),
+    produce_and_catch_up(
+        &broker,
+        &pg.url(),
+        &records,
+        &["-w", "2"],
         Duration::from_secs(60),
     );
     let (mut expected, _) = reference(&records);
@@ -528,11 +559,7 @@ async fn oversize_records_dead_letter_is_truncated_with_its_original_size() {
         },
         event(0, ts + 1, ts, "/a", "u2"),
     ];
-    produce(&broker.bootstrap, "user-events", &records);
-    run_to_end(
-        dataflow(&broker.bootstrap, &pg.url()).args(["--until-caught-up"]),
-        Duration::from_secs(60),
-    );
+    produce_and_catch_up(&broker, &pg.url(), &records, &[], Duration::from_secs(60));
     let letters = dead_letters(&broker.bootstrap);
     assert_eq!(letters.len(), 1, "exactly one dead letter");
     let d = &letters[0];
@@ -602,18 +629,8 @@ async fn dead_letter_topic_outage_pauses_and_loses_nothing() {
     child.kill().unwrap();
     child.wait().unwrap();
     let (expected, rejected) = reference(&records);
-    let letters = dead_letters(&broker.bootstrap);
-    assert_eq!(
-        letters.len(),
-        rejected.len(),
-        "nothing lost, nothing doubled"
-    );
-    assert_eq!(dead_letter_set(&letters), labels(&rejected));
-    assert_rows_match(&actual_rows(&pg.url()).await, &expected);
-    assert_eq!(
-        actual_dead_letter_minutes(&pg.url()).await,
-        expected_dead_letter_minutes(&records, &rejected)
-    );
+    // Nothing lost, nothing doubled.
+    assert_exact_output(&pg.url(), &broker.bootstrap, &records, &expected, &rejected).await;
 }
 
 /// Finding: a partition receiving only rejected records never became idle,
@@ -680,11 +697,7 @@ async fn a_future_kafka_timestamp_cannot_move_the_watermark_past_the_wall_clock(
         let ts = T0 + i * 1_000;
         records.push(event(0, ts, ts, "/a", &format!("u{i}")));
     }
-    produce(&broker.bootstrap, "user-events", &records);
-    run_to_end(
-        dataflow(&broker.bootstrap, &pg.url()).args(["--until-caught-up"]),
-        Duration::from_secs(60),
-    );
+    produce_and_catch_up(&broker, &pg.url(), &records, &[], Duration::from_secs(60));
     let (expected, rejected) = reference(&records);
     assert_eq!(
         labels(&rejected),
@@ -718,11 +731,7 @@ async fn the_lateness_boundary_is_exactly_as_documented() {
         event(0, T0 + 59_999, k, "/a", "d"),      // bucket T0 closes at T0+3m <= wm: too late
         event(0, T0 + 60_000, k, "/a", "e"),      // bucket T0+1m closes at T0+4m: counted
     ];
-    produce(&broker.bootstrap, "user-events", &records);
-    run_to_end(
-        dataflow(&broker.bootstrap, &pg.url()).args(["--until-caught-up"]),
-        Duration::from_secs(60),
-    );
+    produce_and_catch_up(&broker, &pg.url(), &records, &[], Duration::from_secs(60));
     assert_eq!(
         dead_letter_set(&dead_letters(&broker.bootstrap)),
         [((0, 3), "too_late".to_string())].into_iter().collect()
@@ -758,9 +767,11 @@ async fn names_travel_with_rows_under_many_workers() {
             )
         })
         .collect();
-    produce(&broker.bootstrap, "user-events", &records);
-    run_to_end(
-        dataflow(&broker.bootstrap, &pg.url()).args(["-w", "4", "--until-caught-up"]),
+    produce_and_catch_up(
+        &broker,
+        &pg.url(),
+        &records,
+        &["-w", "4"],
         Duration::from_secs(120),
     );
     let (expected, _) = reference(&records);
@@ -907,16 +918,5 @@ async fn fuzzed_records_are_counted_or_dead_lettered_exactly_once() {
         rejected.len(),
         started.elapsed().as_secs_f64()
     );
-    assert_rows_match(&actual_rows(&pg.url()).await, &expected);
-    let letters = dead_letters(&broker.bootstrap);
-    assert_eq!(
-        letters.len(),
-        rejected.len(),
-        "each bad record exactly once"
-    );
-    assert_eq!(dead_letter_set(&letters), labels(&rejected));
-    assert_eq!(
-        actual_dead_letter_minutes(&pg.url()).await,
-        expected_dead_letter_minutes(&records, &rejected)
-    );
+    assert_exact_output(&pg.url(), &broker.bootstrap, &records, &expected, &rejected).await;
 }

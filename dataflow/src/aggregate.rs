@@ -175,8 +175,15 @@ pub enum Contribution {
     Error,
     /// One latency sample in this histogram bucket.
     Latency(u16),
-    /// A user, by hash of (tenant, user); counted once whatever its multiplicity.
+    /// A user, by hash of (tenant, user); counted once whatever its
+    /// multiplicity. The dataflow turns a row's users into one [`Users`]
+    /// before its reduction (see `reduce_rows` in the crate root).
+    ///
+    /// [`Users`]: Contribution::Users
     User(u64),
+    /// The number of distinct users of the row, counted outside the
+    /// reduction; added to [`Agg::active_users`] (times its multiplicity, 1).
+    Users(i64),
 }
 
 /// The measures of one row.
@@ -207,7 +214,8 @@ impl Agg {
 
 /// Reduces a window's contributions (sorted, with multiplicities) to its
 /// measures. This is the `reduce` logic of both `metrics_minute` and
-/// `service_minute`.
+/// `service_minute`; users may come one by one ([`Contribution::User`]) or
+/// already counted ([`Contribution::Users`], what the dataflow sends).
 pub fn aggregate(input: &[(&Contribution, isize)]) -> Agg {
     let mut agg = Agg::default();
     let mut first_latency = None;
@@ -222,6 +230,7 @@ pub fn aggregate(input: &[(&Contribution, isize)]) -> Agg {
                 last_latency = i + 1;
             }
             Contribution::User(_) => agg.active_users += i64::from(n > 0),
+            Contribution::Users(users) => agg.active_users += users * n,
         }
     }
     if let Some(first) = first_latency {
@@ -356,6 +365,25 @@ mod tests {
         }
         assert!(all.values().all(|n| *n == 0));
         assert_eq!(reduce(&WindowAcc::default()), Agg::default());
+    }
+
+    #[test]
+    fn a_counted_user_contribution_gives_the_same_row_as_the_users() {
+        let mut acc = WindowAcc::default();
+        for i in 0..50u16 {
+            acc.add_event(i % 5 == 0, Some(900 + i % 3), Some(u64::from(i % 11)));
+        }
+        let by_user = reduce(&acc);
+        // What the dataflow sends: everything but the users, and their count.
+        let mut v: Vec<(Contribution, isize)> = acc
+            .contributions(1)
+            .filter(|(c, _)| !matches!(c, Contribution::User(_)))
+            .chain([(Contribution::Users(acc.users.len() as i64), 1)])
+            .collect();
+        v.sort();
+        let refs: Vec<(&Contribution, isize)> = v.iter().map(|(c, n)| (c, *n)).collect();
+        assert_eq!(aggregate(&refs), by_user);
+        assert_eq!(by_user.active_users, 11);
     }
 
     fn key(hash: u64, minute: i64, service: &str, tenant: &str, endpoint: &str) -> MetricKey {

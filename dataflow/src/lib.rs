@@ -42,7 +42,8 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use differential_dataflow::AsCollection;
+use differential_dataflow::operators::{CountTotal, ThresholdTotal};
+use differential_dataflow::{AsCollection, VecCollection};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use sqlx::postgres::PgPoolOptions;
 use timely::dataflow::operators::probe::Handle as ProbeHandle;
@@ -53,7 +54,7 @@ use timely::{CommunicationConfig, WorkerConfig};
 pub use config::DataflowConfig;
 pub use metrics::Metrics;
 
-use crate::aggregate::aggregate;
+use crate::aggregate::{Agg, Contribution, aggregate};
 use crate::sink::{SinkMsg, Writer};
 use crate::source::{SourceContext, SourceMsg, SourceSettings, kafka_source};
 
@@ -146,6 +147,43 @@ fn partition_count(config: &DataflowConfig) -> Result<i32, DataflowError> {
         }
         std::thread::sleep(Duration::from_millis(500));
     }
+}
+
+/// Reduces contributions to rows, keeping the per-tick work of a row
+/// bounded by its latency histogram rather than by its users.
+///
+/// `reduce` recomputes a key from its whole input every time the key
+/// changes, so users are kept out of it: `(row, user)` pairs go through
+/// `distinct_total` and their number per row through `count_total` (both
+/// O(changes): they look up only the changed keys' accumulated counts),
+/// and that number enters the row's reduction as one
+/// [`Contribution::Users`]. A row's reduction then reads at most its
+/// request and error counts, its latency buckets (a few hundred) and one user
+/// count, however many users it has. Every operator runs at the same
+/// timestamps, so the row is consistent at every time, as before.
+fn reduce_rows<'s, K>(
+    contributions: VecCollection<'s, u64, (K, Contribution)>,
+    name: &str,
+) -> VecCollection<'s, u64, (K, Agg)>
+where
+    K: differential_dataflow::ExchangeData + std::hash::Hash,
+{
+    let users = contributions
+        .clone()
+        .flat_map(|(k, c)| match c {
+            Contribution::User(u) => Some((k, u)),
+            _ => None,
+        })
+        .distinct_total()
+        .map(|(k, _user)| k)
+        .count_total()
+        .map(|(k, n)| (k, Contribution::Users(n as i64)));
+    contributions
+        .filter(|(_, c)| !matches!(c, Contribution::User(_)))
+        .concat(users)
+        .reduce_named(name, |_key, input, output| {
+            output.push((aggregate(input), 1isize))
+        })
 }
 
 /// Runs the dataflow until it is interrupted (or, with
@@ -278,15 +316,8 @@ pub fn run_with(
                     SourceMsg::Data(_) | SourceMsg::Sink(_) => None,
                 })
                 .as_collection();
-            let metric_rows = contributions
-                .clone()
-                .reduce_named("MetricsMinute", |_key, input, output| {
-                    output.push((aggregate(input), 1isize))
-                });
-            let service_rows = service_contributions
-                .reduce_named("ServiceMinute", |_key, input, output| {
-                    output.push((aggregate(input), 1isize))
-                });
+            let metric_rows = reduce_rows(contributions, "MetricsMinute");
+            let service_rows = reduce_rows(service_contributions, "ServiceMinute");
             let rows = metric_rows
                 .inner
                 .map(|((k, agg), _t, diff)| SinkMsg::Metric(k, agg, diff))

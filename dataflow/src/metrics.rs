@@ -39,6 +39,10 @@ pub struct Metrics {
     pub freshness: Histogram,
     /// Same as `freshness` at millisecond resolution, for `prescient bench`.
     pub freshness_ms: Mutex<FineHistogram>,
+    /// Event produced (Kafka timestamp) → the end of the source tick that
+    /// read it, in ms, for `prescient bench` (not exported): the part of
+    /// `freshness` spent before the dataflow (producer, broker, one tick).
+    pub read_delay_ms: Mutex<FineHistogram>,
     /// `prescient_dead_letters_truncated_total`: dead letters whose payload was cut to fit the topic.
     pub dead_letters_truncated: IntCounter,
     /// `prescient_dead_letter_retries_total`: dead letters sent again after the broker refused them.
@@ -156,6 +160,7 @@ impl Metrics {
                 .buckets(prometheus::exponential_buckets(0.01, 2.0, 14)?),
             )?,
             freshness_ms: Mutex::new(FineHistogram::default()),
+            read_delay_ms: Mutex::new(FineHistogram::default()),
             dead_letters_truncated: IntCounter::new(
                 "prescient_dead_letters_truncated_total",
                 "Dead letters whose payload was cut to fit the dead-letter topic",

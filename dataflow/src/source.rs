@@ -643,41 +643,31 @@ impl Processor {
         );
         if let Some(f) = self.frontier.get() {
             let w = self.settings.windows;
-            while let Some(entry) = self.service_totals.first_entry() {
-                if w.closes_at(*entry.key()) > f {
-                    break;
-                }
-                for (_, (key, total)) in entry.remove() {
-                    out.extend(
-                        total
-                            .contributions(-1)
-                            .map(|(c, n)| SourceMsg::ServiceData(((key.clone(), c), time, n))),
-                    );
-                }
-            }
-            let mut closed = false;
-            while let Some(entry) = self.totals.first_entry() {
-                if w.closes_at(*entry.key()) > f {
-                    break;
-                }
-                // Released with its window: the accumulation and the names.
-                for (_, (key, total)) in entry.remove() {
-                    out.extend(
-                        total
-                            .contributions(-1)
-                            .map(|(c, n)| SourceMsg::Data(((key.clone(), c), time, n))),
-                    );
-                    self.metrics.keys_held.dec();
-                }
-                closed = true;
-            }
-            if closed {
+            retract_closed(
+                &mut self.service_totals,
+                w,
+                f,
+                time,
+                out,
+                SourceMsg::ServiceData,
+            );
+            // Released with their windows: the accumulations and the names.
+            let released = retract_closed(&mut self.totals, w, f, time, out, SourceMsg::Data);
+            self.metrics.keys_held.sub(released as i64);
+            if released > 0 {
                 // Service names no open window of this worker uses (copies
                 // still in flight keep their own reference).
                 self.services.retain(|_, s| Arc::strong_count(s) > 1);
             }
             for st in self.parts.values_mut() {
                 st.tracked.retain(|start, _| w.closes_at(*start) > f);
+            }
+        }
+        if !self.created.is_empty() {
+            let now = chrono::Utc::now().timestamp_millis();
+            let mut read = self.metrics.read_delay_ms.lock().expect("read delay lock");
+            for (ms, n) in &self.created {
+                read.observe(now - ms, *n);
             }
         }
         out.extend(
@@ -848,6 +838,34 @@ fn emit_delta<K: Clone>(
         }
     }
     new_keys
+}
+
+/// Retracts (at `time`, wrapped by `msg`) every row of the windows that
+/// close at or before the frontier `f`, and drops their running totals
+/// with their keys; returns how many rows were released.
+fn retract_closed<K: Clone>(
+    totals: &mut BTreeMap<i64, FxHashMap<u64, (K, WindowAcc)>>,
+    windows: Windows,
+    f: i64,
+    time: u64,
+    out: &mut Vec<SourceMsg>,
+    msg: fn(Update<K>) -> SourceMsg,
+) -> usize {
+    let mut released = 0;
+    while let Some(entry) = totals.first_entry() {
+        if windows.closes_at(*entry.key()) > f {
+            break;
+        }
+        for (_, (key, total)) in entry.remove() {
+            out.extend(
+                total
+                    .contributions(-1)
+                    .map(|(c, n)| msg(((key.clone(), c), time, n))),
+            );
+            released += 1;
+        }
+    }
+    released
 }
 
 #[cfg(test)]
