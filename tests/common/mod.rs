@@ -19,47 +19,47 @@ use rdkafka::message::{Headers, Message};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 
-pub use prescient_infra::postgres::PgInstance;
+pub(crate) use prescient_infra::postgres::PgInstance;
 
 /// The `prescient` binary under test.
-pub fn prescient() -> Command {
+pub(crate) fn prescient() -> Command {
     Command::new(env!("CARGO_BIN_EXE_prescient"))
 }
 
 /// Bucket length every test uses (`--bucket 1m`).
-pub const BUCKET_MS: i64 = 60_000;
+pub(crate) const BUCKET_MS: i64 = 60_000;
 /// Allowed lateness every test uses (`--lateness 2m`).
-pub const LATENESS_MS: i64 = 120_000;
+pub(crate) const LATENESS_MS: i64 = 120_000;
 /// Largest latency the histogram keeps (docs/dataflow.md); above it, clamped.
-pub const MAX_LATENCY_MS: f64 = 1e9;
+pub(crate) const MAX_LATENCY_MS: f64 = 1e9;
 /// Default `--max-future`.
-pub const MAX_FUTURE_MS: i64 = 3_600_000;
+pub(crate) const MAX_FUTURE_MS: i64 = 3_600_000;
 
 /// Start of the bucket holding `ts`, as docs/dataflow.md defines buckets:
 /// `[start, start + bucket)` with starts at multiples of the bucket length.
-pub fn bucket_of(ts: i64) -> i64 {
+pub(crate) fn bucket_of(ts: i64) -> i64 {
     ts - ts.rem_euclid(BUCKET_MS)
 }
 
 /// The documented lateness rule: an event is too late when its bucket's
 /// end plus the allowed lateness is at or before the watermark it is
 /// judged against.
-pub fn is_too_late(ts: i64, watermark: Option<i64>) -> bool {
+pub(crate) fn is_too_late(ts: i64, watermark: Option<i64>) -> bool {
     watermark.is_some_and(|wm| bucket_of(ts) + BUCKET_MS + LATENESS_MS <= wm)
 }
 
 /// A broker in its own process (`prescient broker`), killed on drop.
-pub struct Broker {
+pub(crate) struct Broker {
     child: Child,
     stdin: ChildStdin,
     stdout: BufReader<ChildStdout>,
     /// bootstrap.servers
-    pub bootstrap: String,
+    pub(crate) bootstrap: String,
 }
 
 impl Broker {
     /// Starts a one-broker cluster with `topics` (name, partitions) created up front.
-    pub fn start(topics: &[(&str, i32)]) -> Broker {
+    pub(crate) fn start(topics: &[(&str, i32)]) -> Broker {
         let specs: Vec<String> = topics.iter().map(|(t, p)| format!("{t}:{p}")).collect();
         let specs: Vec<&str> = specs.iter().map(String::as_str).collect();
         Broker::start_cluster(1, &specs)
@@ -67,7 +67,7 @@ impl Broker {
 
     /// Starts a cluster of `brokers` brokers with topics given as
     /// `NAME:PARTITIONS` or `NAME:PARTITIONS@LEADER`.
-    pub fn start_cluster(brokers: i32, topics: &[&str]) -> Broker {
+    pub(crate) fn start_cluster(brokers: i32, topics: &[&str]) -> Broker {
         let mut cmd = prescient();
         cmd.args(["broker", "--brokers", &brokers.to_string()]);
         for t in topics {
@@ -100,7 +100,7 @@ impl Broker {
 
     /// Sends a failure-injection command (`down 2`, `up 2`,
     /// `fail-produce 3 topic_authorization_failed`) and waits for its `ok`.
-    pub fn command(&mut self, command: &str) {
+    pub(crate) fn command(&mut self, command: &str) {
         writeln!(self.stdin, "{command}").unwrap();
         self.stdin.flush().unwrap();
         let mut line = String::new();
@@ -117,7 +117,7 @@ impl Drop for Broker {
 }
 
 /// A private PostgreSQL for one test.
-pub async fn postgres() -> PgInstance {
+pub(crate) async fn postgres() -> PgInstance {
     PgInstance::start()
         .await
         .expect("private PostgreSQL: install it with `apt-get install -y postgresql`")
@@ -125,19 +125,19 @@ pub async fn postgres() -> PgInstance {
 
 /// One record to produce, with its partition and Kafka timestamp.
 #[derive(Debug, Clone)]
-pub struct TestRecord {
+pub(crate) struct TestRecord {
     /// Partition.
-    pub partition: i32,
+    pub(crate) partition: i32,
     /// Key.
-    pub key: Vec<u8>,
+    pub(crate) key: Vec<u8>,
     /// Value (None: a record without payload).
-    pub payload: Option<Vec<u8>>,
+    pub(crate) payload: Option<Vec<u8>>,
     /// Kafka timestamp, ms.
-    pub kafka_ts: i64,
+    pub(crate) kafka_ts: i64,
 }
 
 /// Produces `records` in order (order within a partition is kept).
-pub fn produce(bootstrap: &str, topic: &str, records: &[TestRecord]) {
+pub(crate) fn produce(bootstrap: &str, topic: &str, records: &[TestRecord]) {
     let producer: BaseProducer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .set("max.in.flight.requests.per.connection", "1")
@@ -171,12 +171,12 @@ pub fn produce(bootstrap: &str, topic: &str, records: &[TestRecord]) {
 }
 
 /// Start of the test stream's virtual clock: 2026-01-01T00:00:00Z.
-pub const T0: i64 = 1_767_225_600_000;
+pub(crate) const T0: i64 = 1_767_225_600_000;
 
 /// A seeded stream over `partitions` partitions spanning 20 minutes of
 /// event time: mostly in order with jitter, plus late-within-allowance,
 /// too-late, malformed, future and absurd records.
-pub fn seeded_stream(seed: u64, n: usize, partitions: i32) -> Vec<TestRecord> {
+pub(crate) fn seeded_stream(seed: u64, n: usize, partitions: i32) -> Vec<TestRecord> {
     let mut rng = StdRng::seed_from_u64(seed);
     let span = 20 * 60_000;
     (0..n)
@@ -220,24 +220,24 @@ pub fn seeded_stream(seed: u64, n: usize, partitions: i32) -> Vec<TestRecord> {
 
 /// The measures of a row, as stored.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct Row {
+pub(crate) struct Row {
     /// requests
-    pub requests: i64,
+    pub(crate) requests: i64,
     /// errors
-    pub errors: i64,
+    pub(crate) errors: i64,
     /// latency_p50_ms, p95, p99
-    pub latency: [Option<f64>; 3],
+    pub(crate) latency: [Option<f64>; 3],
     /// active_users
-    pub active_users: i64,
+    pub(crate) active_users: i64,
 }
 
 /// Rows keyed by (tenant, service, endpoint, minute ms) and (service, minute ms).
 #[derive(Debug, Default, PartialEq)]
-pub struct Rows {
+pub(crate) struct Rows {
     /// metrics_minute
-    pub metrics: BTreeMap<(String, String, String, i64), Row>,
+    pub(crate) metrics: BTreeMap<(String, String, String, i64), Row>,
     /// service_minute
-    pub services: BTreeMap<(String, i64), Row>,
+    pub(crate) services: BTreeMap<(String, i64), Row>,
 }
 
 #[derive(Default)]
@@ -274,7 +274,7 @@ impl Acc {
 /// a fresh topic), computed from the documented rules alone: the rows
 /// (latency quantiles exact, by sorting), and the rejected records by
 /// (partition, offset). Validation is the contract's `parse_event`.
-pub fn reference(records: &[TestRecord]) -> (Rows, BTreeMap<(i32, i64), Reason>) {
+pub(crate) fn reference(records: &[TestRecord]) -> (Rows, BTreeMap<(i32, i64), Reason>) {
     let now = chrono::Utc::now().timestamp_millis();
     let mut next_offset: BTreeMap<i32, i64> = BTreeMap::new();
     let mut watermark: BTreeMap<i32, i64> = BTreeMap::new();
@@ -349,7 +349,7 @@ fn row(requests: i64, errors: i64, latency: [Option<f64>; 3], active_users: i64)
 }
 
 /// The rows in the database.
-pub async fn actual_rows(url: &str) -> Rows {
+pub(crate) async fn actual_rows(url: &str) -> Rows {
     let pool = sqlx::PgPool::connect(url).await.unwrap();
     type M = (
         String,
@@ -401,7 +401,7 @@ pub async fn actual_rows(url: &str) -> Rows {
 }
 
 /// The latency histogram's documented relative error (docs/dataflow.md: ≤ 1%).
-pub const LATENCY_ERROR: f64 = 0.01;
+pub(crate) const LATENCY_ERROR: f64 = 0.01;
 
 /// True when `actual` matches `expected` exactly, or (with `tolerance`)
 /// with each latency quantile within that relative error of the expected one.
@@ -440,13 +440,13 @@ fn differences<K: Ord + std::fmt::Debug>(
 }
 
 /// Asserts two row sets from the database are equal, printing the first differences.
-pub fn assert_rows_eq(actual: &Rows, expected: &Rows) {
+pub(crate) fn assert_rows_eq(actual: &Rows, expected: &Rows) {
     assert_rows_within(actual, expected, 0.0)
 }
 
 /// Asserts the database's rows match the reference's: counts exact,
 /// latency quantiles within the histogram's documented error of the exact ones.
-pub fn assert_rows_match(actual: &Rows, reference: &Rows) {
+pub(crate) fn assert_rows_match(actual: &Rows, reference: &Rows) {
     assert_rows_within(actual, reference, LATENCY_ERROR)
 }
 
@@ -470,21 +470,21 @@ fn assert_rows_within(actual: &Rows, expected: &Rows, tolerance: f64) {
 
 /// A dead letter as read back.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-pub struct DeadLetter {
+pub(crate) struct DeadLetter {
     /// Source partition.
-    pub partition: i32,
+    pub(crate) partition: i32,
     /// Source offset.
-    pub offset: i64,
+    pub(crate) offset: i64,
     /// Reason header.
-    pub reason: String,
+    pub(crate) reason: String,
     /// Original bytes.
-    pub payload: Vec<u8>,
+    pub(crate) payload: Vec<u8>,
     /// Every header.
-    pub headers: BTreeMap<String, String>,
+    pub(crate) headers: BTreeMap<String, String>,
 }
 
 /// Reads every record of the dead-letter topic.
-pub fn dead_letters(bootstrap: &str) -> Vec<DeadLetter> {
+pub(crate) fn dead_letters(bootstrap: &str) -> Vec<DeadLetter> {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .set("group.id", "test-dlq-reader")
@@ -541,12 +541,12 @@ pub fn dead_letters(bootstrap: &str) -> Vec<DeadLetter> {
 }
 
 /// `prescient dataflow` against `bootstrap` and `url` with the tests' window rules.
-pub fn dataflow(bootstrap: &str, url: &str) -> Command {
+pub(crate) fn dataflow(bootstrap: &str, url: &str) -> Command {
     dataflow_idle(bootstrap, url, "1h")
 }
 
 /// As [`dataflow`], with `--idle-timeout idle`.
-pub fn dataflow_idle(bootstrap: &str, url: &str, idle: &str) -> Command {
+pub(crate) fn dataflow_idle(bootstrap: &str, url: &str, idle: &str) -> Command {
     let mut cmd = prescient();
     cmd.args(["dataflow", "--brokers", bootstrap, "--database-url", url])
         .args([
@@ -565,7 +565,7 @@ pub fn dataflow_idle(bootstrap: &str, url: &str, idle: &str) -> Command {
 }
 
 /// Runs a command to completion within `limit`, asserting success.
-pub fn run_to_end(cmd: &mut Command, limit: Duration) {
+pub(crate) fn run_to_end(cmd: &mut Command, limit: Duration) {
     let mut child = cmd.spawn().expect("spawn");
     let started = Instant::now();
     loop {
@@ -582,7 +582,7 @@ pub fn run_to_end(cmd: &mut Command, limit: Duration) {
 }
 
 /// Distinct (partition, offset) → reason of dead letters.
-pub fn dead_letter_set(letters: &[DeadLetter]) -> BTreeMap<(i32, i64), String> {
+pub(crate) fn dead_letter_set(letters: &[DeadLetter]) -> BTreeMap<(i32, i64), String> {
     letters
         .iter()
         .map(|d| ((d.partition, d.offset), d.reason.clone()))
@@ -590,7 +590,7 @@ pub fn dead_letter_set(letters: &[DeadLetter]) -> BTreeMap<(i32, i64), String> {
 }
 
 /// Expected dead letters as (partition, offset) → reason label.
-pub fn labels(rejected: &BTreeMap<(i32, i64), Reason>) -> BTreeMap<(i32, i64), String> {
+pub(crate) fn labels(rejected: &BTreeMap<(i32, i64), Reason>) -> BTreeMap<(i32, i64), String> {
     rejected
         .iter()
         .map(|(k, r)| (*k, r.as_str().to_string()))
@@ -598,12 +598,12 @@ pub fn labels(rejected: &BTreeMap<(i32, i64), Reason>) -> BTreeMap<(i32, i64), S
 }
 
 /// Reasons present.
-pub fn reasons(rejected: &BTreeMap<(i32, i64), Reason>) -> BTreeSet<Reason> {
+pub(crate) fn reasons(rejected: &BTreeMap<(i32, i64), Reason>) -> BTreeSet<Reason> {
     rejected.values().copied().collect()
 }
 
 /// (partition, offset) of each record, as produced in order to a fresh topic.
-pub fn offsets(records: &[TestRecord]) -> Vec<(i32, i64)> {
+pub(crate) fn offsets(records: &[TestRecord]) -> Vec<(i32, i64)> {
     let mut next: BTreeMap<i32, i64> = BTreeMap::new();
     records
         .iter()
@@ -616,7 +616,7 @@ pub fn offsets(records: &[TestRecord]) -> Vec<(i32, i64)> {
 }
 
 /// Expected `dead_letters_minute`: (reason, minute of the Kafka timestamp) → count.
-pub fn expected_dead_letter_minutes(
+pub(crate) fn expected_dead_letter_minutes(
     records: &[TestRecord],
     rejected: &BTreeMap<(i32, i64), Reason>,
 ) -> BTreeMap<(String, i64), i64> {
@@ -632,7 +632,7 @@ pub fn expected_dead_letter_minutes(
 }
 
 /// `dead_letters_minute` as stored: (reason, minute ms) → count.
-pub async fn actual_dead_letter_minutes(url: &str) -> BTreeMap<(String, i64), i64> {
+pub(crate) async fn actual_dead_letter_minutes(url: &str) -> BTreeMap<(String, i64), i64> {
     let pool = sqlx::PgPool::connect(url).await.unwrap();
     let rows: Vec<(String, i64, i64)> = sqlx::query_as(
         "SELECT reason, (extract(epoch from minute) * 1000)::int8, count FROM dead_letters_minute",
@@ -645,7 +645,7 @@ pub async fn actual_dead_letter_minutes(url: &str) -> BTreeMap<(String, i64), i6
 }
 
 /// Sum of the stored `next_offset`s (-1 while PostgreSQL is unreachable).
-pub async fn committed_offsets(url: &str) -> i64 {
+pub(crate) async fn committed_offsets(url: &str) -> i64 {
     match sqlx::PgPool::connect(url).await {
         Ok(pool) => {
             let v: Option<i64> =
@@ -661,7 +661,13 @@ pub async fn committed_offsets(url: &str) -> i64 {
 }
 
 /// A valid event record.
-pub fn event(partition: i32, ts: i64, kafka_ts: i64, endpoint: &str, user: &str) -> TestRecord {
+pub(crate) fn event(
+    partition: i32,
+    ts: i64,
+    kafka_ts: i64,
+    endpoint: &str,
+    user: &str,
+) -> TestRecord {
     TestRecord {
         partition,
         key: user.as_bytes().to_vec(),

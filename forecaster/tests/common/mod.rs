@@ -8,7 +8,7 @@ use prescient_infra::broker::EmbeddedBroker;
 use prescient_infra::postgres::PgInstance;
 
 /// A private PostgreSQL with every migration applied, and a pool on it.
-pub async fn postgres() -> (PgInstance, sqlx::PgPool) {
+pub(crate) async fn postgres() -> (PgInstance, sqlx::PgPool) {
     let pg = PgInstance::start().await.expect("private PostgreSQL");
     let pool = sqlx::PgPool::connect(&pg.url()).await.unwrap();
     prescient_infra::migrate::run(&pool).await.unwrap();
@@ -16,7 +16,7 @@ pub async fn postgres() -> (PgInstance, sqlx::PgPool) {
 }
 
 /// The embedded broker with `topics` (one partition each).
-pub fn broker(topics: &[&str]) -> EmbeddedBroker {
+pub(crate) fn broker(topics: &[&str]) -> EmbeddedBroker {
     let broker = EmbeddedBroker::start(1).unwrap();
     for t in topics {
         broker.create_topic(t, 1).unwrap();
@@ -26,14 +26,14 @@ pub fn broker(topics: &[&str]) -> EmbeddedBroker {
 
 /// Requests in minute `t`: a daily cycle of ±50% around `base` plus a
 /// deterministic ripple.
-pub fn demand(base: f64, t: i64) -> i64 {
+pub(crate) fn demand(base: f64, t: i64) -> i64 {
     let day = (t % 1440) as f64 / 1440.0 * std::f64::consts::TAU;
     (base * (1.0 + 0.5 * day.sin()) + ((t * 7919) % 13) as f64 * 5.0) as i64
 }
 
 /// `service`'s rows for buckets `from..to` of `step_min` minutes from
 /// `start`; bucket `i` holds `step_min × demand(base, i × step_min)`.
-pub async fn insert_buckets(
+pub(crate) async fn insert_buckets(
     pool: &sqlx::PgPool,
     service: &str,
     base: f64,
