@@ -4,7 +4,9 @@ use std::sync::Mutex;
 
 use prometheus::{
     Gauge, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
-    Registry,
+    Registry, register_gauge_with_registry, register_histogram_with_registry,
+    register_int_counter_vec_with_registry, register_int_counter_with_registry,
+    register_int_gauge_vec_with_registry, register_int_gauge_with_registry,
 };
 
 use prescient_contracts::event::Reason;
@@ -101,98 +103,104 @@ impl Metrics {
     /// Creates the metrics and registers them in `registry`.
     pub fn new(registry: &Registry) -> Result<Metrics, prometheus::Error> {
         let m = Metrics {
-            events_in: IntCounter::new(
+            events_in: register_int_counter_with_registry!(
                 "prescient_events_in_total",
                 "Records read from the events topic",
+                registry
             )?,
-            rejected: IntCounterVec::new(
+            rejected: register_int_counter_vec_with_registry!(
                 Opts::new(
                     "prescient_events_rejected_total",
                     "Records sent to the dead-letter topic, by reason",
                 ),
                 &["reason"],
+                registry
             )?,
-            late: IntCounter::new(
+            late: register_int_counter_with_registry!(
                 "prescient_events_late_total",
                 "Events accepted after their window ended, within the allowed lateness",
+                registry
             )?,
-            replayed: IntCounter::new(
+            replayed: register_int_counter_with_registry!(
                 "prescient_events_replayed_total",
                 "Records re-read on start to rebuild the state of open windows",
+                registry
             )?,
-            consumer_lag: IntGaugeVec::new(
+            consumer_lag: register_int_gauge_vec_with_registry!(
                 Opts::new(
                     "prescient_consumer_lag",
                     "Messages between the consumer position and the partition end",
                 ),
                 &["partition"],
+                registry
             )?,
-            commit_rows: Histogram::with_opts(
+            commit_rows: register_histogram_with_registry!(
                 HistogramOpts::new("prescient_commit_rows", "Rows written per transaction")
                     .buckets(prometheus::exponential_buckets(1.0, 4.0, 10)?),
+                registry
             )?,
-            commit_seconds: Histogram::with_opts(
+            commit_seconds: register_histogram_with_registry!(
                 HistogramOpts::new(
                     "prescient_commit_duration_seconds",
                     "Duration of a commit transaction",
                 )
                 .buckets(prometheus::exponential_buckets(0.001, 2.0, 14)?),
+                registry
             )?,
-            commits: IntCounter::new("prescient_commits_total", "Committed transactions")?,
-            commit_failures: IntCounter::new(
+            commits: register_int_counter_with_registry!(
+                "prescient_commits_total",
+                "Committed transactions",
+                registry
+            )?,
+            commit_failures: register_int_counter_with_registry!(
                 "prescient_commit_failures_total",
                 "Failed commit attempts (each is retried until the database is back)",
+                registry
             )?,
-            watermark_delay: Gauge::new(
+            watermark_delay: register_gauge_with_registry!(
                 "prescient_watermark_delay_seconds",
                 "Wall clock minus the event-time frontier",
+                registry
             )?,
-            frontier_ms: IntGauge::new(
+            frontier_ms: register_int_gauge_with_registry!(
                 "prescient_frontier_ms",
                 "Event-time frontier, epoch milliseconds",
+                registry
             )?,
-            keys_held: IntGauge::new("prescient_keys_held", "Open windows held in memory")?,
-            freshness: Histogram::with_opts(
+            keys_held: register_int_gauge_with_registry!(
+                "prescient_keys_held",
+                "Open windows held in memory",
+                registry
+            )?,
+            freshness: register_histogram_with_registry!(
                 HistogramOpts::new(
                     "prescient_freshness_seconds",
                     "From an event's Kafka timestamp to the commit of the rows it changed",
                 )
                 .buckets(prometheus::exponential_buckets(0.01, 2.0, 14)?),
+                registry
             )?,
             freshness_ms: Mutex::new(FineHistogram::default()),
             read_delay_ms: Mutex::new(FineHistogram::default()),
-            dead_letters_truncated: IntCounter::new(
+            dead_letters_truncated: register_int_counter_with_registry!(
                 "prescient_dead_letters_truncated_total",
                 "Dead letters whose payload was cut to fit the dead-letter topic",
+                registry
             )?,
-            dead_letter_retries: IntCounter::new(
+            dead_letter_retries: register_int_counter_with_registry!(
                 "prescient_dead_letter_retries_total",
                 "Dead letters sent again after the broker refused them",
+                registry
             )?,
-            rows_rejected: IntCounter::new(
+            rows_rejected: register_int_counter_with_registry!(
                 "prescient_rows_refused_total",
                 "Rows PostgreSQL refused for a reason retrying cannot fix (data, constraint, limit), dropped",
+                registry
             )?,
         };
         for r in Reason::all() {
             m.rejected.with_label_values(&[r.as_str()]);
         }
-        registry.register(Box::new(m.events_in.clone()))?;
-        registry.register(Box::new(m.rejected.clone()))?;
-        registry.register(Box::new(m.late.clone()))?;
-        registry.register(Box::new(m.replayed.clone()))?;
-        registry.register(Box::new(m.consumer_lag.clone()))?;
-        registry.register(Box::new(m.commit_rows.clone()))?;
-        registry.register(Box::new(m.commit_seconds.clone()))?;
-        registry.register(Box::new(m.commits.clone()))?;
-        registry.register(Box::new(m.commit_failures.clone()))?;
-        registry.register(Box::new(m.watermark_delay.clone()))?;
-        registry.register(Box::new(m.frontier_ms.clone()))?;
-        registry.register(Box::new(m.keys_held.clone()))?;
-        registry.register(Box::new(m.freshness.clone()))?;
-        registry.register(Box::new(m.dead_letters_truncated.clone()))?;
-        registry.register(Box::new(m.dead_letter_retries.clone()))?;
-        registry.register(Box::new(m.rows_rejected.clone()))?;
         Ok(m)
     }
 

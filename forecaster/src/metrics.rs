@@ -2,7 +2,10 @@
 
 use prometheus::{
     Gauge, GaugeVec, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec,
-    Opts, Registry,
+    Opts, Registry, register_gauge_vec_with_registry, register_gauge_with_registry,
+    register_histogram_with_registry, register_int_counter_vec_with_registry,
+    register_int_counter_with_registry, register_int_gauge_vec_with_registry,
+    register_int_gauge_with_registry,
 };
 
 /// Errors registering metrics.
@@ -57,106 +60,109 @@ impl Metrics {
     /// Creates the metrics and registers them in `registry`.
     pub fn new(registry: &Registry) -> Result<Metrics, MetricsError> {
         let m = Metrics {
-            ticks: IntCounter::new(
+            ticks: register_int_counter_with_registry!(
                 "prescient_forecaster_ticks_total",
                 "Closed minutes processed",
+                registry
             )?,
-            tick_errors: IntCounter::new(
+            tick_errors: register_int_counter_with_registry!(
                 "prescient_forecaster_tick_errors_total",
                 "Ticks that failed and are retried",
+                registry
             )?,
-            tick_seconds: Histogram::with_opts(
+            tick_seconds: register_histogram_with_registry!(
                 HistogramOpts::new("prescient_forecaster_tick_seconds", "Seconds per tick")
                     .buckets(vec![
                         0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
                     ]),
+                registry
             )?,
-            forecast_seconds: Histogram::with_opts(
+            forecast_seconds: register_histogram_with_registry!(
                 HistogramOpts::new(
                     "prescient_forecaster_forecast_seconds",
                     "Seconds forecasting every service in a tick",
                 )
                 .buckets(vec![0.001, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0]),
+                registry
             )?,
-            last_minute: Gauge::new(
+            last_minute: register_gauge_with_registry!(
                 "prescient_forecaster_last_minute_timestamp_seconds",
                 "Start of the last closed minute processed (Unix seconds)",
+                registry
             )?,
-            services: IntGauge::new(
+            services: register_int_gauge_with_registry!(
                 "prescient_forecaster_services",
                 "Services forecast in the last tick",
+                registry
             )?,
-            fits: IntCounter::new("prescient_forecaster_fits_total", "Model fits")?,
-            fit_errors: IntCounter::new(
+            fits: register_int_counter_with_registry!(
+                "prescient_forecaster_fits_total",
+                "Model fits",
+                registry
+            )?,
+            fit_errors: register_int_counter_with_registry!(
                 "prescient_forecaster_fit_errors_total",
                 "Model fits that failed",
+                registry
             )?,
-            live_mase: GaugeVec::new(
+            live_mase: register_gauge_vec_with_registry!(
                 Opts::new(
                     "prescient_forecast_live_mase",
                     "Live MASE of the last hour's forecasts",
                 ),
                 &["service"],
+                registry
             )?,
-            coverage: GaugeVec::new(
+            coverage: register_gauge_vec_with_registry!(
                 Opts::new(
                     "prescient_forecast_interval_coverage",
                     "Share of actuals inside the p10..p90 interval",
                 ),
                 &["service"],
+                registry
             )?,
-            decisions: IntCounterVec::new(
+            decisions: register_int_counter_vec_with_registry!(
                 Opts::new(
                     "prescient_scaling_decisions_total",
                     "Scaling decisions made",
                 ),
                 &["service", "basis"],
+                registry
             )?,
-            desired: GaugeVec::new(
+            desired: register_gauge_vec_with_registry!(
                 Opts::new("prescient_scaling_desired", "Last desired size"),
                 &["service"],
+                registry
             )?,
-            publish_errors: IntCounter::new(
+            publish_errors: register_int_counter_with_registry!(
                 "prescient_scaling_publish_errors_total",
                 "Decisions that could not be published to Kafka",
+                registry
             )?,
-            alerts: IntCounterVec::new(
+            alerts: register_int_counter_vec_with_registry!(
                 Opts::new("prescient_forecaster_alerts_total", "Alerts raised"),
                 &["kind"],
+                registry
             )?,
-            alert_active: IntGaugeVec::new(
+            alert_active: register_int_gauge_vec_with_registry!(
                 Opts::new(
                     "prescient_forecaster_alert_active",
                     "1 while an alert is raised for a service",
                 ),
                 &["service", "kind"],
+                registry
             )?,
-            alert_publish_errors: IntCounter::new(
+            alert_publish_errors: register_int_counter_with_registry!(
                 "prescient_forecaster_alert_publish_errors_total",
                 "Alerts that could not be published to Kafka",
+                registry
             )?,
-            corrected: IntCounter::new(
+            corrected: register_int_counter_with_registry!(
                 "prescient_forecaster_corrected_buckets_total",
                 "Buckets re-read after late events changed their counts",
+                registry
             )?,
         };
-        registry.register(Box::new(m.ticks.clone()))?;
-        registry.register(Box::new(m.tick_errors.clone()))?;
-        registry.register(Box::new(m.tick_seconds.clone()))?;
-        registry.register(Box::new(m.forecast_seconds.clone()))?;
-        registry.register(Box::new(m.last_minute.clone()))?;
-        registry.register(Box::new(m.services.clone()))?;
-        registry.register(Box::new(m.fits.clone()))?;
-        registry.register(Box::new(m.fit_errors.clone()))?;
-        registry.register(Box::new(m.live_mase.clone()))?;
-        registry.register(Box::new(m.coverage.clone()))?;
-        registry.register(Box::new(m.decisions.clone()))?;
-        registry.register(Box::new(m.desired.clone()))?;
-        registry.register(Box::new(m.publish_errors.clone()))?;
-        registry.register(Box::new(m.alerts.clone()))?;
-        registry.register(Box::new(m.alert_active.clone()))?;
-        registry.register(Box::new(m.alert_publish_errors.clone()))?;
-        registry.register(Box::new(m.corrected.clone()))?;
         Ok(m)
     }
 }
