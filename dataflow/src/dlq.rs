@@ -21,6 +21,7 @@
 //! past a record whose dead letter is not safe; a dead-letter topic outage
 //! pauses progress, like a PostgreSQL outage.
 
+use prescient_connect::backoff;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -279,11 +280,10 @@ impl DeadLetters {
     /// offsets are only committed past records whose dead letters are safe.
     pub fn flush(&mut self) {
         let mut warned: Option<Instant> = None;
-        let mut backoff = Duration::from_millis(50);
+        let mut delays = backoff::exponential(Duration::from_millis(50), Duration::from_secs(2));
         while !self.pending.is_empty() {
             if !self.resend.is_empty() {
-                std::thread::sleep(backoff);
-                backoff = (backoff * 2).min(Duration::from_secs(2));
+                std::thread::sleep(delays.next().unwrap_or_default());
                 for id in std::mem::take(&mut self.resend) {
                     self.metrics.dead_letter_retries.inc();
                     if !self.enqueue(id) {

@@ -95,6 +95,8 @@ async fn retry<T, E: std::fmt::Display, F: AsyncFnMut() -> Result<T, E>>(
 ) -> Result<T, E> {
     let started = Instant::now();
     let mut warned = false;
+    let mut delays =
+        prescient_connect::backoff::exponential(Duration::from_millis(100), Duration::from_secs(1));
     loop {
         match f().await {
             Ok(v) => return Ok(v),
@@ -103,7 +105,7 @@ async fn retry<T, E: std::fmt::Display, F: AsyncFnMut() -> Result<T, E>>(
                     tracing::warn!(error = %e, "waiting for {what}");
                     warned = true;
                 }
-                tokio::time::sleep(Duration::from_millis(500)).await;
+                tokio::time::sleep(delays.next().unwrap_or_default()).await;
             }
             Err(e) => return Err(e),
         }

@@ -17,6 +17,7 @@
 //! sink (in memory and in SQL) only ever replaces a row by one with more
 //! requests, which keeps exactly the real updates.
 
+use prescient_connect::backoff;
 use std::cell::Cell;
 use std::collections::{BTreeMap, VecDeque};
 use std::rc::Rc;
@@ -511,7 +512,7 @@ impl WriterTask {
     async fn commit(&mut self, batch: &CommitBatch) {
         let started = Instant::now();
         let stats = self.count(batch, Utc::now().timestamp_millis());
-        let mut backoff = Duration::from_millis(100);
+        let mut delays = backoff::exponential(Duration::from_millis(100), Duration::from_secs(2));
         let mut failures = 0u32;
         let mut isolate = false;
         loop {
@@ -547,8 +548,7 @@ impl WriterTask {
                     } else if failures.is_multiple_of(20) {
                         tracing::warn!(error = %e, failures, "still cannot commit; retrying");
                     }
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(2));
+                    tokio::time::sleep(delays.next().unwrap_or_default()).await;
                 }
             }
         }

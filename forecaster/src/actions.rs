@@ -15,6 +15,7 @@
 //! The worker runs it beside its ticks when it has `--brokers`
 //! ([`crate::worker::run_worker`]).
 
+use prescient_connect::backoff;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -202,14 +203,13 @@ fn run(
             continue;
         }
         // Retry while PostgreSQL is away: the batch and its offsets commit together.
-        let mut backoff = Duration::from_millis(200);
+        let mut delays = backoff::exponential(Duration::from_millis(200), Duration::from_secs(5));
         loop {
             match runtime.block_on(store(pool, topic, &batch, &next)) {
                 Ok(()) => break,
                 Err(e) if !stop.load(Ordering::Relaxed) => {
                     tracing::warn!(error = %e, "storing scaling outcomes failed; retrying");
-                    std::thread::sleep(backoff);
-                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                    std::thread::sleep(delays.next().unwrap_or_default());
                 }
                 Err(e) => return Err(e.into()),
             }
