@@ -29,21 +29,9 @@ use uuid::Uuid;
 use crate::decision::{Mode, Target};
 
 /// The outcome of one decision.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Hash,
-    Serialize,
-    Deserialize,
-    strum::IntoStaticStr,
-    strum::EnumString,
-    strum::EnumIter,
-    strum::Display,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
+#[derive(strum::IntoStaticStr, strum::EnumString, strum::EnumIter, strum::Display)]
 #[strum(serialize_all = "kebab-case")]
 pub enum Outcome {
     /// The target was resized to the decision's size.

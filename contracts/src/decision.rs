@@ -31,20 +31,9 @@ pub enum Target {
 }
 
 /// Whether a decision is only recorded or also applied.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Hash,
-    Serialize,
-    Deserialize,
-    strum::IntoStaticStr,
-    strum::EnumString,
-    strum::Display,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
+#[derive(strum::IntoStaticStr, strum::EnumString, strum::Display)]
 #[strum(serialize_all = "kebab-case")]
 pub enum Mode {
     /// Forecast-only: record the decision, change nothing.

@@ -80,21 +80,9 @@ impl Event<'_> {
 /// Why a record was rejected. The label (see [`Reason::as_str`]) is the
 /// `reason` header on the dead-letter record and the `reason` label of
 /// `prescient_events_rejected_total`.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Hash,
-    PartialOrd,
-    Ord,
-    strum::IntoStaticStr,
-    strum::EnumString,
-    strum::EnumIter,
-    strum::Display,
-)]
+#[derive(strum::IntoStaticStr, strum::EnumString, strum::EnumIter, strum::Display)]
 #[strum(serialize_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Reason {
     /// The record is not UTF-8.
     InvalidUtf8,

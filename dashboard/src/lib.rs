@@ -195,6 +195,16 @@ impl CachedJson {
     }
 }
 
+/// How fresh a cached answer must be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Freshness {
+    /// Recomputed after every notification, and at least every `overview_ttl`.
+    Live,
+    /// Recomputed when older than this (notifications ignored): for views
+    /// whose buckets are much longer than a notification's interval.
+    AtMost(Duration),
+}
+
 /// What every handler shares.
 #[derive(Debug, Clone)]
 pub struct AppState {
@@ -257,14 +267,28 @@ impl AppState {
     /// one request recomputes a stale answer, the others get the previous one,
     /// so a burst of clients costs one query set, never a pile-up. Waiters on
     /// a first computation take its result.
-    pub async fn cached(
+    pub(crate) async fn cached(
         &self,
         key: String,
         compute: impl std::future::Future<Output = Result<Bytes, ApiError>>,
     ) -> Result<CachedJson, ApiError> {
+        self.cached_for(key, Freshness::Live, compute).await
+    }
+
+    /// [`AppState::cached`] with an explicit [`Freshness`].
+    pub(crate) async fn cached_for(
+        &self,
+        key: String,
+        freshness: Freshness,
+        compute: impl std::future::Future<Output = Result<Bytes, ApiError>>,
+    ) -> Result<CachedJson, ApiError> {
         let generation = self.generation.load(Ordering::SeqCst);
-        let ttl = self.config.overview_ttl;
-        let fresh = |e: &CachedEntry| e.generation == generation && e.at.elapsed() < ttl;
+        let (ttl, follow) = match freshness {
+            Freshness::Live => (self.config.overview_ttl, true),
+            Freshness::AtMost(age) => (age.max(self.config.overview_ttl), false),
+        };
+        let fresh =
+            |e: &CachedEntry| (!follow || e.generation == generation) && e.at.elapsed() < ttl;
         let (entry, flight) = {
             let mut cache = self.response_cache.lock().expect("cache lock");
             if cache.len() > 10_000 {
