@@ -22,7 +22,7 @@
 
 use prescient_forecaster::models::Quantiles;
 use prescient_forecaster::select::{Ensemble, ModelKind, ModelsConfig};
-use prescient_forecaster::series::{Series, nasa_path};
+use prescient_forecaster::series::Series;
 use prescient_forecaster::simulate::{self, PlanWindow, Policy, SimOptions};
 use std::path::PathBuf;
 
@@ -128,9 +128,9 @@ fn main() {
         .get(2)
         .and_then(|s| s.parse().ok())
         .expect("LEAD minutes");
-    let series = Series::from_csv_path(&nasa_path())
-        .expect("nasa")
-        .first_days(28.0);
+    let nasa = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../shared/data/nasa/nasa_http_1995_per_minute.csv");
+    let series = Series::from_csv_path(&nasa).expect("nasa").first_days(28.0);
     let ppd = series.points_per_day();
     let warmup = 7 * ppd;
     let y = &series.values;

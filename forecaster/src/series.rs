@@ -208,22 +208,6 @@ fn modal_spacing(points: &[(i64, f64)]) -> Option<i64> {
         .map(|(d, _)| d)
 }
 
-/// Path of a NAB data file under `../shared/data/nab/data/` relative to the
-/// repository root (used by tests, examples and docs).
-pub fn nab_path(rel: &str) -> std::path::PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../shared/data/nab/data")
-        .join(rel)
-}
-
-/// Path of the NASA KSC per-minute trace (`../shared/data/nasa`, two months
-/// of real web traffic at one-minute resolution) relative to the repository
-/// root (used by tests, benchmarks and docs).
-pub fn nasa_path() -> std::path::PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../shared/data/nasa/nasa_http_1995_per_minute.csv")
-}
-
 impl Series {
     /// The first `days` days of the series (all of it when shorter).
     pub fn first_days(&self, days: f64) -> Series {
@@ -285,7 +269,8 @@ mod tests {
 
     #[test]
     fn reads_nab_files() {
-        let s = Series::from_csv_path(&nab_path("realAWSCloudwatch/elb_request_count_8c0756.csv"))
+        let nab = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/nab/data");
+        let s = Series::from_csv_path(&nab.join("realAWSCloudwatch/elb_request_count_8c0756.csv"))
             .unwrap();
         assert_eq!(s.interval_secs, 300);
         assert!(s.values.len() >= 4032);

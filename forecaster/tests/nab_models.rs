@@ -5,7 +5,10 @@
 use prescient_forecaster::backtest::{self, BacktestOptions};
 use prescient_forecaster::models::{Lstm, LstmConfig, PointModel};
 use prescient_forecaster::select::{ModelKind, ModelsConfig};
-use prescient_forecaster::series::{Series, nab_path};
+mod data;
+
+use data::nab_path;
+use prescient_forecaster::series::Series;
 
 fn taxi_slice(days: usize) -> Series {
     let s = Series::from_csv_path(&nab_path("realKnownCause/nyc_taxi.csv")).unwrap();

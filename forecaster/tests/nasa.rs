@@ -9,7 +9,10 @@
 
 use prescient_forecaster::backtest::{self, BacktestOptions};
 use prescient_forecaster::select::{ModelKind, ModelsConfig};
-use prescient_forecaster::series::{Series, nasa_path};
+mod data;
+
+use data::nasa_path;
+use prescient_forecaster::series::Series;
 use prescient_forecaster::simulate::{self, PlanWindow, Policy, SimOptions};
 
 fn nasa(days: f64) -> Series {
