@@ -84,20 +84,27 @@ impl Hysteresis {
 }
 
 /// The conditions the worker tracks per service.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    strum::IntoStaticStr, strum::EnumIter, Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord,
+)]
 pub enum Condition {
     /// Live MASE above the policy's `max_live_mase`.
+    #[strum(serialize = "forecast-error-high")]
     ErrorHigh,
     /// Planned reactively although a forecast model exists.
+    #[strum(serialize = "fallback-reactive")]
     Fallback,
     /// No forecast from this bucket although there were forecasts before,
     /// or fitting fails.
+    #[strum(serialize = "forecasts-stale")]
     Stale,
 }
 
 impl Condition {
     /// All conditions.
-    pub const ALL: [Condition; 3] = [Condition::ErrorHigh, Condition::Fallback, Condition::Stale];
+    pub fn all() -> impl Iterator<Item = Condition> {
+        <Condition as strum::IntoEnumIterator>::iter()
+    }
 
     /// The contract's kind for this condition.
     pub fn kind(self) -> AlertKind {
@@ -110,11 +117,7 @@ impl Condition {
 
     /// Label in metrics and logs.
     pub fn label(self) -> &'static str {
-        match self {
-            Condition::ErrorHigh => "forecast-error-high",
-            Condition::Fallback => "fallback-reactive",
-            Condition::Stale => "forecasts-stale",
-        }
+        self.into()
     }
 }
 
@@ -162,7 +165,7 @@ impl ServiceAlerts {
         config: AlertConfig,
     ) -> (Vec<Alert>, Vec<Condition>) {
         let (mut raised, mut cleared) = (vec![], vec![]);
-        for c in Condition::ALL {
+        for c in Condition::all() {
             let why = obs.get(c);
             match self.states[c as usize].observe(why.is_some(), config) {
                 Some(Transition::Raised) => raised.push(Alert {

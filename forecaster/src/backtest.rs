@@ -164,8 +164,7 @@ impl BacktestReport {
 }
 
 fn order(name: &str) -> usize {
-    crate::select::ModelKind::ALL
-        .iter()
+    crate::select::ModelKind::all()
         .position(|k| k.name() == name)
         .unwrap_or(99)
 }

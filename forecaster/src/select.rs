@@ -11,6 +11,8 @@ use serde::{Deserialize, Serialize};
 /// The models a set can hold.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[derive(strum::IntoStaticStr, strum::EnumString, strum::EnumIter)]
+#[strum(serialize_all = "snake_case")]
 pub enum ModelKind {
     /// Last value.
     Naive,
@@ -20,26 +22,21 @@ pub enum ModelKind {
     SnaiveWeekly,
     /// Damped-trend Holt-Winters with a daily season.
     Ets,
-    /// LSTM trained with candle.
-    Lstm,
     /// Smoothed daily profile × level (see [`crate::models::profile`]).
     Profile,
+    /// LSTM trained with candle.
+    Lstm,
 }
 
 impl ModelKind {
-    /// Every kind, in output order.
-    pub const ALL: [ModelKind; 6] = [
-        ModelKind::Naive,
-        ModelKind::SnaiveDaily,
-        ModelKind::SnaiveWeekly,
-        ModelKind::Ets,
-        ModelKind::Profile,
-        ModelKind::Lstm,
-    ];
+    /// Every kind, in output order (declaration order).
+    pub fn all() -> impl Iterator<Item = ModelKind> {
+        <ModelKind as strum::IntoEnumIterator>::iter()
+    }
 
-    /// Parses `naive`, `snaive_daily`, `snaive_weekly`, `ets` or `lstm`.
+    /// Parses `naive`, `snaive_daily`, `snaive_weekly`, `ets`, `profile` or `lstm`.
     pub fn parse(s: &str) -> Option<ModelKind> {
-        Self::ALL.into_iter().find(|k| k.name() == s)
+        s.parse().ok()
     }
 
     /// Parses a comma-separated list (`naive,ets,profile`); blanks are
@@ -52,7 +49,7 @@ impl ModelKind {
             .filter(|m| !m.is_empty())
             .map(|m| {
                 ModelKind::parse(m).ok_or_else(|| {
-                    let known: Vec<_> = ModelKind::ALL.iter().map(|k| k.name()).collect();
+                    let known: Vec<_> = ModelKind::all().map(ModelKind::name).collect();
                     format!("unknown model {m:?} (known: {})", known.join(", "))
                 })
             })
@@ -65,14 +62,7 @@ impl ModelKind {
 
     /// The name used in outputs.
     pub fn name(self) -> &'static str {
-        match self {
-            ModelKind::Naive => "naive",
-            ModelKind::SnaiveDaily => "snaive_daily",
-            ModelKind::SnaiveWeekly => "snaive_weekly",
-            ModelKind::Ets => "ets",
-            ModelKind::Lstm => "lstm",
-            ModelKind::Profile => "profile",
-        }
+        self.into()
     }
 }
 
@@ -97,7 +87,7 @@ pub struct ModelsConfig {
 impl Default for ModelsConfig {
     fn default() -> Self {
         ModelsConfig {
-            models: ModelKind::ALL.to_vec(),
+            models: ModelKind::all().collect(),
             calibration_days: 1.0,
             ets_fit_days: 14.0,
             ensemble_tolerance: 1.05,

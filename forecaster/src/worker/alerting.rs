@@ -59,8 +59,7 @@ impl Worker {
             }
             let (new, cleared) = st.alerts.observe(name, &obs, at, self.config.alerts);
             for a in &new {
-                let c = Condition::ALL
-                    .into_iter()
+                let c = Condition::all()
                     .find(|c| c.kind() == a.alert)
                     .unwrap_or(Condition::Stale);
                 self.metrics.alerts.with_label_values(&[c.label()]).inc();
