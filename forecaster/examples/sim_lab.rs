@@ -28,13 +28,7 @@ use std::path::PathBuf;
 
 fn models() -> ModelsConfig {
     ModelsConfig {
-        models: vec![
-            ModelKind::Naive,
-            ModelKind::SnaiveDaily,
-            ModelKind::SnaiveWeekly,
-            ModelKind::Ets,
-            ModelKind::Profile,
-        ],
+        models: ModelKind::statistical(),
         calibration_days: 3.0,
         ..Default::default()
     }

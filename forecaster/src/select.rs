@@ -34,6 +34,12 @@ impl ModelKind {
         <ModelKind as strum::IntoEnumIterator>::iter()
     }
 
+    /// Every kind but the LSTM, in output order: the worker's default set
+    /// (fits 1,000 services within a tick on one core).
+    pub fn statistical() -> Vec<ModelKind> {
+        ModelKind::all().filter(|k| *k != ModelKind::Lstm).collect()
+    }
+
     /// Parses `naive`, `snaive_daily`, `snaive_weekly`, `ets`, `profile` or `lstm`.
     pub fn parse(s: &str) -> Option<ModelKind> {
         s.parse().ok()

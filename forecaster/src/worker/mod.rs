@@ -188,13 +188,7 @@ impl WorkerConfig {
             fit_budget: Duration::from_secs(20),
             retention_hours: 48,
             models: ModelsConfig {
-                models: vec![
-                    ModelKind::Naive,
-                    ModelKind::SnaiveDaily,
-                    ModelKind::SnaiveWeekly,
-                    ModelKind::Ets,
-                    ModelKind::Profile,
-                ],
+                models: ModelKind::statistical(),
                 ..Default::default()
             },
             model_dir: None,
