@@ -431,9 +431,12 @@ pub(crate) async fn overview(
 ) -> Result<Response, ApiError> {
     let tenant = p.tenant.as_deref();
     let key = format!("overview|{}", tenant.unwrap_or(""));
+    let (compute_state, tenant) = (state.clone(), p.tenant.clone());
     let json = state
-        .cached(key, async {
-            Ok(overview_bytes(&build_overview(&state, tenant).await?))
+        .cached(key, async move {
+            Ok(overview_bytes(
+                &build_overview(&compute_state, tenant.as_deref()).await?,
+            ))
         })
         .await?;
     Ok(json.response(&headers))
@@ -591,11 +594,14 @@ pub(crate) async fn series(
         crate::Freshness::AtMost(std::time::Duration::from_secs(range.bucket_s as u64 / 60))
     };
     let json = state
-        .cached_for(key, freshness, async {
-            let s = series_of(&state.pool, p.tenant.as_deref(), service, range).await?;
-            Ok(Bytes::from(
-                serde_json::to_vec(&s).expect("a series serialises"),
-            ))
+        .cached_for(key, freshness, {
+            let (pool, tenant) = (state.pool.clone(), p.tenant.clone());
+            async move {
+                let s = series_of(&pool, tenant.as_deref(), service, range).await?;
+                Ok(Bytes::from(
+                    serde_json::to_vec(&s).expect("a series serialises"),
+                ))
+            }
         })
         .await?;
     Ok(json.response(&headers))

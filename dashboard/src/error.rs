@@ -39,6 +39,9 @@ pub enum ApiError {
     /// The database failed (503 when unreachable, else 500).
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
+    /// A background computation failed unexpectedly (500).
+    #[error("internal error")]
+    Internal(String),
 }
 
 impl From<QueryRejection> for ApiError {
@@ -67,6 +70,10 @@ impl IntoResponse for ApiError {
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(..) => StatusCode::NOT_FOUND,
             ApiError::TooManyAttempts(_) => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::Internal(e) => {
+                tracing::error!(error = %e, "internal error");
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
             ApiError::Database(e) => {
                 tracing::error!(error = %e, "database error");
                 match e {

@@ -270,7 +270,7 @@ impl AppState {
     pub(crate) async fn cached(
         &self,
         key: String,
-        compute: impl std::future::Future<Output = Result<Bytes, ApiError>>,
+        compute: impl std::future::Future<Output = Result<Bytes, ApiError>> + Send + 'static,
     ) -> Result<CachedJson, ApiError> {
         self.cached_for(key, Freshness::Live, compute).await
     }
@@ -280,7 +280,7 @@ impl AppState {
         &self,
         key: String,
         freshness: Freshness,
-        compute: impl std::future::Future<Output = Result<Bytes, ApiError>>,
+        compute: impl std::future::Future<Output = Result<Bytes, ApiError>> + Send + 'static,
     ) -> Result<CachedJson, ApiError> {
         let generation = self.generation.load(Ordering::SeqCst);
         let (ttl, follow) = match freshness {
@@ -303,14 +303,14 @@ impl AppState {
                 slot.flight.clone(),
             )
         };
-        let _guard = match entry {
+        let guard = match entry {
             Some((true, json)) => return Ok(json),
-            Some((false, json)) => match flight.try_lock() {
+            Some((false, json)) => match flight.try_lock_owned() {
                 Ok(g) => g,
                 // Someone is already refreshing it.
                 Err(_) => return Ok(json),
             },
-            None => flight.lock().await,
+            None => flight.lock_owned().await,
         };
         let done = self
             .response_cache
@@ -323,20 +323,26 @@ impl AppState {
         if let Some(json) = done {
             return Ok(json);
         }
-        let json = CachedJson::new(compute.await?);
-        if let Some(slot) = self
-            .response_cache
-            .lock()
-            .expect("cache lock")
-            .get_mut(&key)
-        {
-            slot.entry = Some(CachedEntry {
-                at: Instant::now(),
-                generation,
-                json: json.clone(),
-            });
-        }
-        Ok(json)
+        // The computation runs on its own task, holding the flight lock, and
+        // stores its answer itself: a client that gives up (a timeout, a
+        // closed tab) must not cancel a slow query that every other waiter
+        // needs, or a query slower than the clients' patience would be
+        // restarted forever and never answered.
+        let cache = self.response_cache.clone();
+        let task = tokio::spawn(async move {
+            let _flight = guard;
+            let json = CachedJson::new(compute.await?);
+            if let Some(slot) = cache.lock().expect("cache lock").get_mut(&key) {
+                slot.entry = Some(CachedEntry {
+                    at: Instant::now(),
+                    generation,
+                    json: json.clone(),
+                });
+            }
+            Ok(json)
+        });
+        task.await
+            .map_err(|e| ApiError::Internal(format!("cached computation: {e}")))?
     }
 
     /// Records a denied request (audit row written in the background,
