@@ -170,23 +170,25 @@ mod tests {
         let bad = B::try_parse_from(["x", "--csv", "i", "--output", "o", "--models", "naive,,x"])
             .unwrap();
         assert!(bad.args.resolve().is_err());
-        let s = S::try_parse_from([
-            "x",
-            "--csv",
-            "i",
-            "--output",
-            "o",
-            "--policy",
-            "predictive",
-            "--capacity",
-            "30",
-            "--lead",
-            "5",
-        ])
-        .unwrap()
-        .args
-        .resolve()
-        .unwrap();
+        // `simulate --policy predictive --capacity 30 --lead 5` plus `extra`.
+        let predictive = |extra: &[&str]| {
+            let mut args = vec![
+                "x",
+                "--csv",
+                "i",
+                "--output",
+                "o",
+                "--policy",
+                "predictive",
+                "--capacity",
+                "30",
+                "--lead",
+                "5",
+            ];
+            args.extend_from_slice(extra);
+            S::try_parse_from(args).unwrap().args.resolve().unwrap()
+        };
+        let s = predictive(&[]);
         assert_eq!(
             (s.policy, s.headroom, s.floor_window),
             (Policy::Predictive, 1.0, 60)
@@ -195,48 +197,19 @@ mod tests {
             (s.plan_window, s.hold_headroom, s.release_after),
             (PlanWindow::Arrival, None, 1)
         );
-        let lean = S::try_parse_from([
-            "x",
-            "--csv",
-            "i",
-            "--output",
-            "o",
-            "--policy",
-            "predictive",
-            "--capacity",
-            "30",
-            "--lead",
-            "5",
+        let lean = predictive(&[
             "--plan-window",
             "now",
             "--hold-headroom",
             "1.2",
             "--release-after",
             "3",
-        ])
-        .unwrap()
-        .args
-        .resolve()
-        .unwrap();
+        ]);
         assert_eq!(
             (lean.plan_window, lean.hold_headroom, lean.release_after),
             (PlanWindow::Now, Some(1.2), 3)
         );
-        assert!(
-            S::try_parse_from([
-                "x",
-                "--csv",
-                "i",
-                "--output",
-                "o",
-                "--policy",
-                "hpa",
-                "--capacity",
-                "1",
-                "--lead",
-                "1"
-            ])
-            .is_err()
-        );
+        let hpa = ["x", "--csv", "i", "--output", "o", "--policy", "hpa"];
+        assert!(S::try_parse_from(hpa.iter().chain(&["--capacity", "1", "--lead", "1"])).is_err());
     }
 }
