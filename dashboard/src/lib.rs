@@ -657,3 +657,62 @@ impl Drop for Dashboard {
         self.abort();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicUsize;
+
+    /// A state whose pool never connects: the cache is all that runs.
+    fn offline_state() -> AppState {
+        let pool = sqlx::postgres::PgPoolOptions::new()
+            .connect_lazy("postgres://prescient@127.0.0.1:1/none")
+            .expect("a lazy pool");
+        let config = DashboardConfig::new("127.0.0.1:0".parse().expect("an address"));
+        AppState {
+            login_limiter: Arc::new(LoginLimiter::new(
+                config.login_attempts,
+                config.login_window,
+            )),
+            config: Arc::new(config),
+            session_key: SessionKey::from_bytes([7; 32]),
+            hub: Hub::new(),
+            metrics: Metrics::new(prometheus::Registry::new()).expect("metrics"),
+            pool,
+            lookups: Arc::default(),
+            generation: Arc::default(),
+            response_cache: Arc::default(),
+        }
+    }
+
+    async fn slow_answer(runs: Arc<AtomicUsize>) -> Result<Bytes, ApiError> {
+        runs.fetch_add(1, Ordering::SeqCst);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        Ok(Bytes::from_static(b"{\"ok\":true}"))
+    }
+
+    /// A client that gives up while the answer is computed must not cancel
+    /// the computation the next client waits for: with a query slower than
+    /// every client's timeout, nothing was ever answered.
+    #[tokio::test]
+    async fn a_client_that_gives_up_does_not_cancel_the_computation() {
+        let state = offline_state();
+        let runs = Arc::new(AtomicUsize::new(0));
+        let gave_up = tokio::time::timeout(
+            Duration::from_millis(50),
+            state.cached("k".into(), slow_answer(runs.clone())),
+        )
+        .await;
+        assert!(gave_up.is_err(), "the first client times out");
+        let answer = state
+            .cached("k".into(), slow_answer(runs.clone()))
+            .await
+            .expect("an answer");
+        assert_eq!(&answer.body[..], b"{\"ok\":true}");
+        assert_eq!(
+            runs.load(Ordering::SeqCst),
+            1,
+            "the first computation finished and was shared, not restarted"
+        );
+    }
+}
