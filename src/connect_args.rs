@@ -3,7 +3,6 @@
 //! docs/deploy.md "Connections").
 
 use prescient_connect::KafkaSecurity;
-use prescient_connect::kafka::parse_properties;
 
 /// Kafka TLS/SASL flags, flattened into `dataflow`, `forecaster` and
 /// `produce`. Both default to plaintext (the embedded broker).
@@ -34,7 +33,7 @@ impl std::fmt::Debug for Properties {
 }
 
 fn properties(s: &str) -> Result<Properties, String> {
-    parse_properties(s)
+    prescient_connect::properties::parse(s)
         .map(Properties)
         .map_err(|e| e.to_string())
 }

@@ -36,7 +36,7 @@ impl KafkaSecurity {
     /// optional MSK IAM region (blank means none).
     pub fn parse(properties: &str, msk_iam_region: Option<&str>) -> Result<Self, ConnectError> {
         Ok(KafkaSecurity {
-            properties: parse_properties(properties)?,
+            properties: crate::properties::parse(properties)?,
             msk_iam_region: msk_iam_region
                 .map(str::trim)
                 .filter(|r| !r.is_empty())
@@ -97,8 +97,6 @@ impl KafkaSecurity {
         })
     }
 }
-
-pub use crate::properties::parse as parse_properties;
 
 /// Where SASL/OAUTHBEARER tokens come from. The default has none: a client
 /// configured for OAUTHBEARER without MSK IAM fails its authentication with a
