@@ -36,6 +36,11 @@ pub struct DashboardArgs {
     /// Failed logins allowed per client address per 5 minutes.
     #[arg(long, env = "PRESCIENT_DASHBOARD_LOGIN_ATTEMPTS", default_value_t = 10)]
     pub login_attempts: usize,
+    /// How often to roll final hours of metrics_minute into the hourly
+    /// rollup that tenant views over days read (`0s`: never).
+    #[arg(long, env = "PRESCIENT_DASHBOARD_ROLLUP_INTERVAL", default_value = "60s",
+          value_parser = prescient_dataflow::config::parse_duration)]
+    pub rollup_interval: Duration,
 }
 
 impl DashboardArgs {
@@ -49,6 +54,7 @@ impl DashboardArgs {
             chrono::Duration::from_std(self.session_ttl).context("--session-ttl is too long")?;
         config.secure_cookies = self.secure_cookies;
         config.login_attempts = self.login_attempts;
+        config.rollup_interval = Some(self.rollup_interval).filter(|d| !d.is_zero());
         Ok(config)
     }
 }

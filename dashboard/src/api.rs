@@ -632,27 +632,41 @@ async fn series_of(
             .await?
         }
         Some(t) => {
-            sqlx::query_as(
-                "WITH m AS (
-                   SELECT minute, sum(requests)::float8 AS requests, sum(errors)::float8 AS errors,
-                          sum(latency_p50_ms * requests)
-                            / nullif(sum(requests) FILTER (WHERE latency_p50_ms IS NOT NULL), 0)::float8 AS p50,
-                          sum(requests) FILTER (WHERE latency_p50_ms IS NOT NULL)::float8 AS p50_weight,
-                          max(latency_p95_ms) AS p95, max(latency_p99_ms) AS p99,
-                          sum(active_users)::float8 AS users
-                   FROM metrics_minute WHERE tenant = $5 AND service = $1 AND minute >= $2 AND minute < $3
-                   GROUP BY minute)
-                 SELECT date_bin(make_interval(secs => $4), minute, TIMESTAMPTZ '1970-01-01 00:00:00+00') AS b,
-                        avg(requests), avg(errors),
-                        sum(p50 * p50_weight) / nullif(sum(p50_weight) FILTER (WHERE p50 IS NOT NULL), 0),
+            // Whole-hour buckets read the hourly rollup up to where it has
+            // got and the raw minutes after; other buckets read raw minutes
+            // only. Both give the same partial sums (see `rollup`).
+            let use_rollup = range.bucket_s.rem_euclid(3600) == 0;
+            sqlx::query_as(concat!(
+                "WITH r AS (
+                   SELECT CASE WHEN $6 THEN coalesce(
+                            (SELECT rolled_until FROM dashboard_rollup_state WHERE name = 'tenant_service_hour'),
+                            '-infinity') ELSE '-infinity' END AS until),
+                 m AS (
+                   SELECT minute, ",
+                crate::rollup::minute_sums!(),
+                " FROM metrics_minute
+                   WHERE tenant = $5 AND service = $1 AND minute >= greatest($2, (SELECT until FROM r)) AND minute < $3
+                   GROUP BY minute),
+                 p AS (
+                   SELECT date_bin(make_interval(secs => $4), minute, TIMESTAMPTZ '1970-01-01 00:00:00+00') AS b, ",
+                crate::rollup::bucket_partials!(),
+                " FROM m GROUP BY b
+                   UNION ALL
+                   SELECT date_bin(make_interval(secs => $4), hour, TIMESTAMPTZ '1970-01-01 00:00:00+00'),
+                          minutes, requests, errors, p50_num, p50_den, latency_p95_ms, latency_p99_ms, active_users
+                   FROM tenant_service_hour
+                   WHERE tenant = $5 AND service = $1 AND hour >= $2 AND hour < least($3, (SELECT until FROM r)))
+                 SELECT b, sum(requests) / sum(minutes), sum(errors) / sum(minutes),
+                        sum(p50_num) / nullif(sum(p50_den), 0),
                         max(p95), max(p99), max(users)
-                 FROM m GROUP BY b ORDER BY b",
-            )
+                 FROM p GROUP BY b ORDER BY b"
+            ))
             .bind(&service)
             .bind(at(range.first_bucket_ms()))
             .bind(at(range.to_ms))
             .bind(range.bucket_s as f64)
             .bind(t)
+            .bind(use_rollup)
             .fetch_all(pool)
             .await?
         }

@@ -24,6 +24,7 @@ pub mod auth;
 mod error;
 mod metrics;
 mod range;
+mod rollup;
 mod session;
 mod sse;
 mod web;
@@ -53,6 +54,7 @@ use utoipa::OpenApi;
 use crate::auth::{LoginLimiter, Principal, SessionKey};
 use crate::error::ApiError;
 use crate::metrics::Metrics;
+pub use crate::rollup::{Rolled, roll_up};
 use crate::sse::Hub;
 
 /// Failures to start the server.
@@ -97,6 +99,10 @@ pub struct DashboardConfig {
     pub overview_ttl: Duration,
     /// Interval of SSE keep-alive comments (default 15 s).
     pub keep_alive: Duration,
+    /// How often to roll final hours of `metrics_minute` into
+    /// `tenant_service_hour` (default 60 s; `None`: never, tenant views then
+    /// read raw minutes).
+    pub rollup_interval: Option<Duration>,
 }
 
 /// `dashboard/web/dist` of the source tree this crate was built from, when
@@ -122,6 +128,7 @@ impl DashboardConfig {
             login_window: Duration::from_secs(300),
             overview_ttl: Duration::from_secs(1),
             keep_alive: Duration::from_secs(15),
+            rollup_interval: Some(Duration::from_secs(60)),
         }
     }
 }
@@ -588,6 +595,8 @@ pub struct Dashboard {
     /// Shared state (pool, hub, metrics).
     pub state: AppState,
     task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+    /// The background rollup (see [`roll_up`]), when enabled.
+    rollup: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Dashboard {
@@ -598,6 +607,7 @@ impl Dashboard {
         registry: prometheus::Registry,
     ) -> Result<Dashboard, DashboardError> {
         let addr = config.listen;
+        let rollup_interval = config.rollup_interval;
         if !config.web_dir.join("index.html").exists() {
             tracing::warn!(
                 web_dir = %config.web_dir.display(),
@@ -621,10 +631,18 @@ impl Dashboard {
             .await
         });
         tracing::info!(%addr, "dashboard listening");
+        let rollup = rollup_interval.map(|every| {
+            tokio::spawn(rollup::run(
+                state.pool.clone(),
+                state.metrics.clone(),
+                every,
+            ))
+        });
         Ok(Dashboard {
             addr,
             state,
             task: Some(task),
+            rollup,
         })
     }
 
@@ -647,6 +665,9 @@ impl Dashboard {
     /// Stops serving.
     pub fn abort(&self) {
         if let Some(t) = &self.task {
+            t.abort();
+        }
+        if let Some(t) = &self.rollup {
             t.abort();
         }
     }

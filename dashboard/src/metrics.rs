@@ -7,8 +7,9 @@ use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
 use prometheus::{
-    HistogramVec, IntCounterVec, IntGauge, Registry, register_histogram_vec_with_registry,
-    register_int_counter_vec_with_registry, register_int_gauge_with_registry,
+    HistogramVec, IntCounter, IntCounterVec, IntGauge, Registry,
+    register_histogram_vec_with_registry, register_int_counter_vec_with_registry,
+    register_int_counter_with_registry, register_int_gauge_with_registry,
 };
 
 use crate::AppState;
@@ -28,6 +29,10 @@ pub struct Metrics {
     pub sse_events: IntCounterVec,
     /// Denied requests and logins by reason.
     pub auth_denied: IntCounterVec,
+    /// Hours rolled into `tenant_service_hour` by this replica.
+    pub rollup_hours: IntCounter,
+    /// End of the rolled-up hours (epoch seconds), as last seen by this replica.
+    pub rollup_until: IntGauge,
 }
 
 impl Metrics {
@@ -64,6 +69,16 @@ impl Metrics {
                 "prescient_dashboard_auth_denied_total",
                 "Requests or logins refused, by reason.",
                 &["reason"],
+                registry
+            )?,
+            rollup_hours: register_int_counter_with_registry!(
+                "prescient_dashboard_rollup_hours_total",
+                "Final hours of metrics_minute rolled into tenant_service_hour by this replica.",
+                registry
+            )?,
+            rollup_until: register_int_gauge_with_registry!(
+                "prescient_dashboard_rollup_until_seconds",
+                "End of the hours rolled into tenant_service_hour (epoch seconds).",
                 registry
             )?,
             registry,

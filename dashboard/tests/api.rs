@@ -409,3 +409,143 @@ async fn ops_routes_openapi_and_hostile_values() {
     assert!(metrics.contains("prescient_dashboard_http_request_duration_seconds_bucket"));
     assert!(metrics.contains("prescient_dashboard_sse_clients 0"));
 }
+
+/// The start of `t`'s hour.
+fn hour_of(t: chrono::DateTime<chrono::Utc>) -> chrono::DateTime<chrono::Utc> {
+    chrono::DateTime::from_timestamp(t.timestamp().div_euclid(3600) * 3600, 0).unwrap()
+}
+
+#[tokio::test]
+async fn tenant_week_view_reads_the_hourly_rollup_and_agrees_with_raw_minutes() {
+    let env = Env::start(|c| c.rollup_interval = None).await;
+    env.seed().await;
+    // Three days of varied rows for acme/checkout on a third endpoint (mm =
+    // the minute's number since the epoch): latencies missing every 7th
+    // minute, errors and users varying.
+    sqlx::query(
+        "INSERT INTO metrics_minute (tenant, service, endpoint, minute, requests, errors, latency_p50_ms, latency_p95_ms, latency_p99_ms, active_users)
+         SELECT 'acme', 'checkout', '/c', m, 1 + mm % 13, mm % 3,
+                CASE WHEN mm % 7 = 0 THEN NULL ELSE 5 + mm % 11 END,
+                CASE WHEN mm % 7 = 0 THEN NULL ELSE 20 + mm % 17 END,
+                CASE WHEN mm % 7 = 0 THEN NULL ELSE 40 + mm % 19 END, 1 + mm % 5
+         FROM generate_series($1 - interval '3 days', $1 - interval '1 minute', interval '1 minute') AS m,
+              LATERAL (SELECT (extract(epoch FROM m)::bigint / 60) AS mm) AS n",
+    )
+    .bind(env.t0)
+    .execute(&env.pool)
+    .await
+    .unwrap();
+    let (_, acme) = env.token("acme", Role::Viewer, Some("acme")).await;
+    let (t0, week) = (ms(env.t0), 7 * 24 * 3_600_000);
+    let series = |from: i64| {
+        let path = format!("/api/v1/services/checkout/series?from={from}&to={t0}");
+        let (env, acme) = (&env, &acme);
+        async move {
+            let (status, s) = env.get(&path, Some(acme)).await;
+            assert_eq!(status, 200, "{s}");
+            assert_eq!(s["bucket_s"], 3600);
+            s
+        }
+    };
+    // Nothing rolled up yet: every bucket from the raw minutes. (Each
+    // request below moves `from` by a millisecond, a new cache key with
+    // the same buckets.)
+    let raw = series(t0 - week).await;
+
+    let rolled = prescient_dashboard::roll_up(&env.pool, None).await.unwrap();
+    // The frontier is t0 with 10 minutes of lateness: hours ending at or
+    // before t0 - 10 min are final, from the oldest row's hour.
+    let until = hour_of(env.t0 - chrono::Duration::minutes(10));
+    let first = hour_of(env.t0 - chrono::Duration::days(3));
+    assert_eq!(rolled.until, Some(until));
+    assert_eq!(i64::from(rolled.hours), (until - first).num_hours());
+    let unfinal: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM tenant_service_hour WHERE hour >= $1")
+            .bind(until)
+            .fetch_one(&env.pool)
+            .await
+            .unwrap();
+    assert_eq!(unfinal, 0, "an hour that is not final is never rolled up");
+    let again = prescient_dashboard::roll_up(&env.pool, None).await.unwrap();
+    assert_eq!(again.hours, 0, "nothing to do twice");
+
+    let combined = series(t0 - week + 1).await;
+    let starts: Vec<i64> = combined["t"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_i64().unwrap())
+        .collect();
+    for col in [
+        "requests",
+        "errors",
+        "latency_p50_ms",
+        "latency_p95_ms",
+        "latency_p99_ms",
+        "active_users",
+    ] {
+        let (a, b) = (nums(&raw[col]), nums(&combined[col]));
+        assert_eq!(a.len(), b.len());
+        for (i, (x, y)) in a.iter().zip(&b).enumerate() {
+            match (x, y) {
+                (Some(x), Some(y)) => assert!(
+                    (x - y).abs() <= 1e-9 * x.abs().max(1.0),
+                    "{col} bucket {i}: raw {x}, rolled {y}"
+                ),
+                _ => assert_eq!(x, y, "{col} bucket {i}"),
+            }
+        }
+    }
+
+    // One rolled-up hour from first principles: the mean per minute of the
+    // requests, and p50 weighted by the requests of the minutes that have one.
+    let h = first + chrono::Duration::hours(1);
+    let i = starts.iter().position(|&s| s == ms(h)).unwrap();
+    let minutes: Vec<i64> = (0..60).map(|k| h.timestamp() / 60 + k).collect();
+    let mean = minutes.iter().map(|mm| (1 + mm % 13) as f64).sum::<f64>() / 60.0;
+    let (num, den) = minutes
+        .iter()
+        .filter(|mm| *mm % 7 != 0)
+        .fold((0.0, 0.0), |(n, d), mm| {
+            let r = (1 + mm % 13) as f64;
+            (n + (5 + mm % 11) as f64 * r, d + r)
+        });
+    let max_p99 = minutes
+        .iter()
+        .filter(|mm| *mm % 7 != 0)
+        .map(|mm| (40 + mm % 19) as f64)
+        .fold(0.0, f64::max);
+    let close = |got: Option<f64>, want: f64| {
+        assert!((got.unwrap() - want).abs() < 1e-9, "{got:?} against {want}")
+    };
+    close(nums(&combined["requests"])[i], mean);
+    close(nums(&combined["latency_p50_ms"])[i], num / den);
+    close(nums(&combined["latency_p99_ms"])[i], max_p99);
+
+    // Rows in hours after the rollup still count: a new endpoint in the
+    // last minute shows in the newest bucket, and again once its hour is
+    // final and rolled up.
+    sqlx::query(
+        "INSERT INTO metrics_minute (tenant, service, endpoint, minute, requests, errors, active_users)
+         VALUES ('acme', 'checkout', '/d', $1 - interval '1 minute', 6000, 0, 1)",
+    )
+    .bind(env.t0)
+    .execute(&env.pool)
+    .await
+    .unwrap();
+    let last = |s: &Value| *nums(&s["requests"]).last().unwrap();
+    let before = last(&combined).unwrap();
+    let fresh = series(t0 - week + 2).await;
+    let minutes_in_last_bucket = (t0 - *starts.last().unwrap()) / 60_000;
+    close(
+        last(&fresh),
+        before + 6000.0 / minutes_in_last_bucket as f64,
+    );
+    sqlx::query("UPDATE ingest_frontier SET frontier_ms = frontier_ms + 7200000")
+        .execute(&env.pool)
+        .await
+        .unwrap();
+    let rolled = prescient_dashboard::roll_up(&env.pool, None).await.unwrap();
+    assert!(rolled.hours >= 1 && rolled.until > Some(env.t0));
+    close(last(&series(t0 - week + 3).await), last(&fresh).unwrap());
+}
