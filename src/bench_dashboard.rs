@@ -56,6 +56,10 @@ pub struct DashboardBenchArgs {
     /// Use this PostgreSQL instead of a private one (it is seeded: use a scratch database).
     #[arg(long, env = "DATABASE_URL")]
     pub database_url: Option<String>,
+    /// With `--database-url`: the database was seeded by an earlier run with
+    /// the same sizes; skip seeding (a week of metrics_minute takes minutes).
+    #[arg(long, requires = "database_url")]
+    pub seeded: bool,
 }
 
 /// One route's result.
@@ -250,6 +254,27 @@ fn wrk(
     parse_wrk(name, &text).with_context(|| format!("unreadable wrk output:\n{text}"))
 }
 
+/// Milliseconds from sending one `GET path` (HTTP/1.1, gzip accepted) to
+/// the end of its answer, which must be `200`.
+fn first_request_ms(addr: std::net::SocketAddr, path: &str, token: &str) -> anyhow::Result<f64> {
+    use std::io::{Read, Write};
+    let started = Instant::now();
+    let mut conn = std::net::TcpStream::connect(addr)?;
+    write!(
+        conn,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\n\
+         Accept-Encoding: gzip\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut answer = Vec::new();
+    conn.read_to_end(&mut answer)?;
+    let ms = started.elapsed().as_secs_f64() * 1000.0;
+    if !answer.starts_with(b"HTTP/1.1 200") {
+        let head = String::from_utf8_lossy(&answer[..answer.len().min(200)]).into_owned();
+        bail!("GET {path}: {head}");
+    }
+    Ok(ms)
+}
+
 /// Runs the benchmark and prints a table.
 pub fn run(args: DashboardBenchArgs) -> anyhow::Result<()> {
     let rt = tokio::runtime::Runtime::new()?;
@@ -271,7 +296,11 @@ pub fn run(args: DashboardBenchArgs) -> anyhow::Result<()> {
             "seeding: {} services x {} days per minute; metrics_minute {} services x {} endpoints x {} tenants x {} h",
             args.services, args.days, args.services, args.endpoints, args.tenants, args.metrics_hours
         );
-        seed(&pool, &args).await?;
+        if args.seeded {
+            eprintln!("  --seeded: using the rows already there");
+        } else {
+            seed(&pool, &args).await?;
+        }
         // What a running dashboard keeps up to date in the background (one
         // hour an hour): the hourly rollup tenant views over days read.
         let started = Instant::now();
@@ -324,7 +353,10 @@ pub fn run(args: DashboardBenchArgs) -> anyhow::Result<()> {
         passes.push((format!("paced {}/s", args.rate), Some(script.as_path())));
     }
     let mut results = Vec::new();
+    let mut cold = Vec::new();
     for (name, path, token) in &routes {
+        // The first request computes the answer every later one shares.
+        cold.push((name, first_request_ms(dashboard.addr(), path, token)?));
         for (pass, script) in &passes {
             eprintln!(
                 "wrk: {name} ({path}), {pass}, {} connections, {} s",
@@ -343,6 +375,10 @@ pub fn run(args: DashboardBenchArgs) -> anyhow::Result<()> {
             "| {} | {pass} | {:.0} | {:.1} | {:.1} | {:.1} | {} |",
             r.name, r.rps, r.p50_ms, r.p90_ms, r.p99_ms, r.errors
         );
+    }
+    println!("\n| route | first request (cold cache) ms |\n| --- | ---: |");
+    for (name, ms) in &cold {
+        println!("| {name} | {ms:.1} |");
     }
     let _ = std::fs::remove_file(&script);
     drop(rt);

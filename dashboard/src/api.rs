@@ -637,15 +637,21 @@ async fn series_of(
             // only. Both give the same partial sums (see `rollup`).
             let use_rollup = range.bucket_s.rem_euclid(3600) == 0;
             sqlx::query_as(concat!(
-                "WITH r AS (
+                "WITH RECURSIVE e AS (",
+                crate::rollup::endpoints_of!(),
+                "),
+                 r AS (
                    SELECT CASE WHEN $6 THEN coalesce(
                             (SELECT rolled_until FROM dashboard_rollup_state WHERE name = 'tenant_service_hour'),
                             '-infinity') ELSE '-infinity' END AS until),
                  m AS (
                    SELECT minute, ",
                 crate::rollup::minute_sums!(),
-                " FROM metrics_minute
-                   WHERE tenant = $5 AND service = $1 AND minute >= greatest($2, (SELECT until FROM r)) AND minute < $3
+                " FROM e CROSS JOIN LATERAL (
+                     SELECT * FROM metrics_minute
+                     WHERE tenant = $5 AND service = $1 AND endpoint = e.endpoint
+                       AND minute >= greatest($2, (SELECT until FROM r)) AND minute < $3
+                     OFFSET 0) AS x
                    GROUP BY minute),
                  p AS (
                    SELECT date_bin(make_interval(secs => $4), minute, TIMESTAMPTZ '1970-01-01 00:00:00+00') AS b, ",

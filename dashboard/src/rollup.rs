@@ -39,6 +39,25 @@ macro_rules! minute_sums {
 }
 pub(crate) use minute_sums;
 
+/// The endpoints a tenant (`$5`) has for a service (`$1`), one index probe
+/// each (a loose index scan over `metrics_minute`'s primary key), as the
+/// body of a recursive CTE with one column, `endpoint`. Reading a range of
+/// minutes endpoint by endpoint (a `LATERAL` range scan each, fenced with
+/// `OFFSET 0` so the planner keeps it) touches only the rows asked for; a
+/// plain `WHERE tenant AND service AND minute` walks the key's entries of
+/// every minute there is, because `minute` comes after `endpoint` in the key
+/// (measured on a week of 50 M rows, cold: 200 ms against 5 ms).
+macro_rules! endpoints_of {
+    () => {
+        "SELECT min(endpoint) AS endpoint FROM metrics_minute WHERE tenant = $5 AND service = $1
+         UNION ALL
+         SELECT (SELECT min(endpoint) FROM metrics_minute
+                 WHERE tenant = $5 AND service = $1 AND endpoint > e.endpoint)
+         FROM e WHERE e.endpoint IS NOT NULL"
+    };
+}
+pub(crate) use endpoints_of;
+
 /// Partial sums of a group of [`minute_sums!`] rows: what
 /// `tenant_service_hour` stores per hour, and what a bucket combines.
 macro_rules! bucket_partials {
