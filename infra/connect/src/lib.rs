@@ -39,7 +39,7 @@ mod error;
 #[cfg(feature = "kafka")]
 pub mod kafka;
 #[cfg(feature = "msk-iam")]
-pub mod msk_iam;
+mod msk_iam;
 #[cfg(feature = "postgres")]
 pub mod postgres;
 pub mod properties;

@@ -20,14 +20,14 @@ use rdkafka::client::OAuthToken;
 use crate::sigv4::{Presign, presigned_url, push_query_param};
 
 /// How long a token is valid (what AWS's signers use).
-pub const TOKEN_LIFETIME: Duration = Duration::from_secs(900);
+pub(crate) const TOKEN_LIFETIME: Duration = Duration::from_secs(900);
 
 /// The `User-Agent` query parameter MSK logs for our connections.
 const USER_AGENT: &str = concat!("prescient/", env!("CARGO_PKG_VERSION"));
 
 /// Why no token could be made.
 #[derive(Debug, thiserror::Error)]
-pub enum MskIamError {
+pub(crate) enum MskIamError {
     /// The default credential chain found nothing.
     #[error("no AWS credentials for MSK IAM: {0}")]
     Credentials(String),
@@ -37,7 +37,7 @@ pub enum MskIamError {
 }
 
 /// Signs tokens for one region with the AWS default credential chain.
-pub struct MskIamSigner {
+pub(crate) struct MskIamSigner {
     region: String,
     provider: OnceLock<SharedCredentialsProvider>,
     runtime: tokio::runtime::Runtime,
@@ -46,7 +46,7 @@ pub struct MskIamSigner {
 impl MskIamSigner {
     /// A signer for an MSK cluster in `region`. Nothing is fetched until the
     /// first token.
-    pub fn new(region: &str) -> MskIamSigner {
+    pub(crate) fn new(region: &str) -> MskIamSigner {
         MskIamSigner {
             region: region.to_string(),
             provider: OnceLock::new(),
@@ -60,7 +60,7 @@ impl MskIamSigner {
     /// A fresh token. librdkafka calls this from its own threads, which may
     /// sit inside another tokio runtime, so the credential lookup runs on a
     /// short-lived thread of its own.
-    pub fn token(&self) -> Result<OAuthToken, MskIamError> {
+    pub(crate) fn token(&self) -> Result<OAuthToken, MskIamError> {
         let creds = std::thread::scope(|s| {
             s.spawn(|| self.runtime.block_on(self.credentials()))
                 .join()
@@ -102,7 +102,11 @@ impl MskIamSigner {
 
 /// The token for `creds` in `region` at `now`: the presigned URL, base64url
 /// without padding.
-pub fn presign(creds: &Credentials, region: &str, now: SystemTime) -> Result<String, MskIamError> {
+pub(crate) fn presign(
+    creds: &Credentials,
+    region: &str,
+    now: SystemTime,
+) -> Result<String, MskIamError> {
     let base = format!("https://kafka.{region}.amazonaws.com/?Action=kafka-cluster%3AConnect");
     let mut url = presigned_url(
         creds,

@@ -89,7 +89,7 @@ pub fn presigned_url(
 }
 
 /// Appends `&name=value`, form-encoded, to a URL that already has a query.
-pub fn push_query_param(url: &mut String, name: &str, value: &str) {
+pub(crate) fn push_query_param(url: &mut String, name: &str, value: &str) {
     url.push('&');
     url.extend(form_urlencoded::byte_serialize(name.as_bytes()));
     url.push('=');

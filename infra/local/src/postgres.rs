@@ -55,7 +55,7 @@ fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> PgError {
 
 /// Where the server binaries are: `PG_BIN_DIR`, else the newest
 /// `/usr/lib/postgresql/<version>/bin`.
-pub fn find_bin_dir() -> Result<PathBuf, PgError> {
+fn find_bin_dir() -> Result<PathBuf, PgError> {
     if let Some(dir) = std::env::var_os("PG_BIN_DIR") {
         let dir = PathBuf::from(dir);
         return if dir.join("initdb").exists() {
