@@ -82,7 +82,7 @@ pub struct DemoArgs {
     pub backfill: Duration,
     /// Most records per second while backfilling; the backfill also never
     /// runs more than 100,000 records ahead of what the dataflow has read (the
-    /// embedded broker keeps at most 100,000 records per partition).
+    /// embedded broker keeps at most 100,000 message batches or 5 MiB per partition).
     #[arg(long, default_value_t = 120_000.0)]
     pub backfill_rate: f64,
     /// Trim `--backfill` (oldest part first) to the history expected to be
@@ -305,7 +305,9 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
 }
 
 /// How far the backfill may run ahead of the dataflow: well below what the
-/// embedded broker keeps (100,000 records per partition).
+/// embedded broker keeps (per partition: 100,000 message batches or 5 MiB,
+/// the oldest evicted first; 100,000 lz4-compressed records over the
+/// partitions stay well under that).
 const BACKFILL_AHEAD: u64 = 100_000;
 
 fn humanize(d: Duration) -> String {
