@@ -48,11 +48,15 @@ fn auto_beats_last_value_on_nasa_and_intervals_cover() {
     };
     let r = backtest::run(&s, &opts, &mut std::io::sink()).unwrap();
     let table = r.table(&[1, 5, 15, 30]);
+    eprintln!("{table}");
     let rel = |h| r.relative_to_naive("auto", h).unwrap();
-    // Measured on this slice (release, docs/forecaster.md): 0.847, 0.758, 0.730, 0.729.
+    // Measured on this slice (docs/forecaster.md): 0.832, 0.757, 0.722, 0.723
+    // (0.847, 0.758, 0.730, 0.729 before the blend and bias factor of `auto`
+    // and the Σ-level of `profile`).
     assert!(
-        rel(1) <= 1.0,
-        "auto worse than last value at 1 min\n{table}"
+        rel(1) <= 0.90,
+        "auto/last value at 1 min {:.3}\n{table}",
+        rel(1)
     );
     assert!(
         rel(5) <= 0.85,
@@ -60,12 +64,12 @@ fn auto_beats_last_value_on_nasa_and_intervals_cover() {
         rel(5)
     );
     assert!(
-        rel(15) <= 0.80,
+        rel(15) <= 0.77,
         "auto/last value at 15 min {:.3}\n{table}",
         rel(15)
     );
     assert!(
-        rel(30) <= 0.80,
+        rel(30) <= 0.77,
         "auto/last value at 30 min {:.3}\n{table}",
         rel(30)
     );
