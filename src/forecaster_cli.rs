@@ -191,12 +191,13 @@ mod tests {
         let s = predictive(&[]);
         assert_eq!(
             (s.policy, s.headroom, s.floor_window),
-            (Policy::Predictive, 1.0, 60)
+            (Policy::Predictive, 1.0, 180)
         );
         assert_eq!(
             (s.plan_window, s.hold_headroom, s.release_after),
-            (PlanWindow::Arrival, None, 1)
+            (PlanWindow::Arrival, None, 5)
         );
+        assert_eq!(s.floor_utilization, 0.9);
         let lean = predictive(&[
             "--plan-window",
             "now",
