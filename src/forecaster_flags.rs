@@ -8,9 +8,9 @@
 
 use std::path::PathBuf;
 
-use prescient_forecaster::cli::{BacktestCommand, ModelSelection, SimulateCommand};
-use prescient_forecaster::select::ModelKind;
-use prescient_forecaster::simulate::{PlanWindow, Policy};
+use prescient_forecaster::ModelKind;
+use prescient_forecaster::{BacktestCommand, ModelSelection, SimulateCommand};
+use prescient_forecaster::{PlanWindow, Policy};
 
 /// Model selection flags shared by `backtest` and `simulate`.
 #[derive(Debug, Clone, clap::Args)]

@@ -24,7 +24,7 @@ pub enum ModelKind {
     SnaiveWeekly,
     /// Damped-trend Holt-Winters with a daily season.
     Ets,
-    /// Smoothed daily profile × level (see [`crate::models::profile`]).
+    /// Smoothed daily profile × level (see [`crate::Profile`]).
     Profile,
     /// LSTM trained with candle.
     Lstm,
@@ -590,7 +590,7 @@ fn error_profile(
 }
 
 /// Linear-interpolated quantile of sorted values.
-pub fn quantile_sorted(v: &[f64], q: f64) -> f64 {
+pub(crate) fn quantile_sorted(v: &[f64], q: f64) -> f64 {
     if v.is_empty() {
         return 0.0;
     }

@@ -427,7 +427,7 @@ fn summarize(policy: Policy, rows: &[SimRow], warmup: usize, dt: u32) -> SimSumm
 }
 
 /// Writes `timestamp,demand,desired_replicas,ready_replicas,capacity,unserved`.
-pub fn write_csv(
+pub(crate) fn write_csv(
     series: &Series,
     rows: &[SimRow],
     cap: f64,
@@ -454,7 +454,7 @@ pub fn write_csv(
 
 /// An SVG chart of demand (blue), ready capacity (green), requested capacity
 /// (dashed orange) and unserved demand (red bars).
-pub fn svg_chart(series: &Series, rows: &[SimRow], cap: f64, title: &str) -> String {
+pub(crate) fn svg_chart(series: &Series, rows: &[SimRow], cap: f64, title: &str) -> String {
     let (w, h, pad) = (1200.0, 400.0, 40.0);
     let n = rows.len().max(2);
     let stride = n.div_ceil(1500).max(1);

@@ -7,13 +7,13 @@
 //! The slices are shorter than the benchmark's four weeks to keep the debug
 //! test run short; docs/forecaster.md has the four-week figures.
 
-use prescient_forecaster::backtest::{self, BacktestOptions};
-use prescient_forecaster::select::{ModelKind, ModelsConfig};
+use prescient_forecaster::{BacktestOptions, run_backtest};
+use prescient_forecaster::{ModelKind, ModelsConfig};
 mod data;
 
 use data::nasa_path;
-use prescient_forecaster::series::Series;
-use prescient_forecaster::simulate::{self, PlanWindow, Policy, SimOptions};
+use prescient_forecaster::Series;
+use prescient_forecaster::{PlanWindow, Policy, SimOptions, SimRow, SimSummary, run_simulation};
 
 fn nasa(days: f64) -> Series {
     let s = Series::from_csv_path(&nasa_path()).unwrap();
@@ -46,7 +46,7 @@ fn auto_beats_last_value_on_nasa_and_intervals_cover() {
         output_every: 1_000_000,
         progress: false,
     };
-    let r = backtest::run(&s, &opts, &mut std::io::sink()).unwrap();
+    let r = run_backtest(&s, &opts, &mut std::io::sink()).unwrap();
     let table = r.table(&[1, 5, 15, 30]);
     eprintln!("{table}");
     let rel = |h| r.relative_to_naive("auto", h).unwrap();
@@ -82,34 +82,30 @@ fn auto_beats_last_value_on_nasa_and_intervals_cover() {
     }
 }
 
-fn sim(series: &Series, policy: Policy, warmup: usize) -> simulate::SimSummary {
-    simulate::run(series, &options(policy, warmup, 5))
+fn sim(series: &Series, policy: Policy, warmup: usize) -> SimSummary {
+    run_simulation(series, &options(policy, warmup, 5))
         .unwrap()
         .1
 }
 
 /// The benchmark's lean setting (docs/forecaster.md): `--headroom 0.8 --hold-headroom 1.0
 /// --floor-utilization 1.0 --floor-window 60 --release-after 3`.
-fn sim_lean(series: &Series, warmup: usize) -> simulate::SimSummary {
+fn sim_lean(series: &Series, warmup: usize) -> SimSummary {
     let mut o = options(Policy::Predictive, warmup, 5);
     o.headroom = 0.8;
     o.hold_headroom = 1.0;
     o.floor_utilization = 1.0;
     o.floor_scale_down_window_s = 60;
     o.release_after = 3;
-    simulate::run(series, &o).unwrap().1
+    run_simulation(series, &o).unwrap().1
 }
 
 /// The floor at the HPA's own settings (70%, 300 s): the guarantee.
-fn sim_hpa_floor(
-    series: &Series,
-    policy: Policy,
-    warmup: usize,
-) -> (Vec<simulate::SimRow>, simulate::SimSummary) {
+fn sim_hpa_floor(series: &Series, policy: Policy, warmup: usize) -> (Vec<SimRow>, SimSummary) {
     let mut o = options(policy, warmup, 5);
     o.floor_utilization = 0.7;
     o.floor_scale_down_window_s = 300;
-    simulate::run(series, &o).unwrap()
+    run_simulation(series, &o).unwrap()
 }
 
 /// `prescient simulate`'s defaults, lead in minutes.
@@ -138,8 +134,8 @@ fn options(policy: Policy, warmup: usize, lead_min: u32) -> SimOptions {
 /// than `cost` times its replica-minutes.
 fn assert_serves_as_well_for_less(
     name: &str,
-    candidate: &simulate::SimSummary,
-    reactive: &simulate::SimSummary,
+    candidate: &SimSummary,
+    reactive: &SimSummary,
     cost: f64,
 ) {
     assert!(
@@ -158,7 +154,7 @@ fn predictive_serves_at_least_the_hpa_on_nasa_for_less() {
     let warmup = 8 * 1440;
     // The defaults at leads of 5 and 10 minutes (lead 2: the next test).
     for lead in [5, 10] {
-        let run = |p| simulate::run(&s, &options(p, warmup, lead)).unwrap().1;
+        let run = |p| run_simulation(&s, &options(p, warmup, lead)).unwrap().1;
         let (reactive, predictive) = (run(Policy::Reactive), run(Policy::Predictive));
         eprintln!(
             "lead {lead}: reactive {:.3}% {:.0} rm, predictive {:.3}% {:.0} rm ({:.3}x)",
@@ -201,7 +197,7 @@ fn predictive_serves_at_least_the_hpa_at_a_two_minute_lead() {
             calibration_days: 3.0,
             ..Default::default()
         };
-        simulate::run(&s, &o).unwrap().1
+        run_simulation(&s, &o).unwrap().1
     };
     let (reactive, predictive) = (run(Policy::Reactive), run(Policy::Predictive));
     eprintln!(
