@@ -223,12 +223,12 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
         })
     });
 
-    let mut forecaster_config = prescient_forecaster::worker::WorkerConfig::new(url.clone());
+    let mut forecaster_config = prescient_forecaster::WorkerConfig::new(url.clone());
     forecaster_config.brokers = Some(bootstrap.clone());
     forecaster_config.force_dry_run = true;
     forecaster_config.registry = Some(registry.clone());
     forecaster_config.min_history_min = args.forecast_after_min;
-    let forecaster = runtime.spawn(prescient_forecaster::worker::run_worker(
+    let forecaster = runtime.spawn(prescient_forecaster::run_worker(
         forecaster_config,
         async move {
             while !stop.load(Ordering::Relaxed) {

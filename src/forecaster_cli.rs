@@ -6,9 +6,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
-use prescient_forecaster::config::Policies;
-use prescient_forecaster::select::ModelKind;
-use prescient_forecaster::worker::{WorkerConfig, run_worker};
+use prescient_forecaster::ModelKind;
+use prescient_forecaster::Policies;
+use prescient_forecaster::{WorkerConfig, run_worker};
 
 /// `prescient forecaster` flags.
 #[derive(Debug, clap::Args)]
@@ -141,7 +141,7 @@ mod tests {
     #[test]
     fn backtest_and_simulate_flags_resolve_into_the_library_settings() {
         use crate::forecaster_flags::{BacktestArgs, SimulateArgs};
-        use prescient_forecaster::simulate::{PlanWindow, Policy};
+        use prescient_forecaster::{PlanWindow, Policy};
         #[derive(Parser)]
         struct B {
             #[command(flatten)]
@@ -191,12 +191,13 @@ mod tests {
         let s = predictive(&[]);
         assert_eq!(
             (s.policy, s.headroom, s.floor_window),
-            (Policy::Predictive, 1.0, 60)
+            (Policy::Predictive, 1.0, 180)
         );
         assert_eq!(
             (s.plan_window, s.hold_headroom, s.release_after),
-            (PlanWindow::Arrival, None, 1)
+            (PlanWindow::Arrival, None, 5)
         );
+        assert_eq!(s.floor_utilization, 0.9);
         let lean = predictive(&[
             "--plan-window",
             "now",

@@ -8,9 +8,9 @@
 
 use std::path::PathBuf;
 
-use prescient_forecaster::cli::{BacktestCommand, ModelSelection, SimulateCommand};
-use prescient_forecaster::select::ModelKind;
-use prescient_forecaster::simulate::{PlanWindow, Policy};
+use prescient_forecaster::ModelKind;
+use prescient_forecaster::{BacktestCommand, ModelSelection, SimulateCommand};
+use prescient_forecaster::{PlanWindow, Policy};
 
 /// Model selection flags shared by `backtest` and `simulate`.
 #[derive(Debug, Clone, clap::Args)]
@@ -157,15 +157,15 @@ pub struct SimulateArgs {
     pub hold_headroom: Option<f64>,
     /// Minutes the plan waits, wanting fewer replicas, before it gives them
     /// back (its scale-down window; the HPA's is 5).
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 5)]
     pub release_after: u32,
     /// Target utilisation of `predictive`'s reactive floor (an HPA of its
     /// own); equal to --target-utilization makes it the HPA itself.
-    #[arg(long, default_value_t = 0.7)]
+    #[arg(long, default_value_t = 0.9)]
     pub floor_utilization: f64,
     /// Seconds the reactive floor keeps replicas after the demand that
     /// asked for them fell (the HPA's scale-down window is 300).
-    #[arg(long, default_value_t = 60)]
+    #[arg(long, default_value_t = 180)]
     pub floor_window: u32,
     /// Output CSV; an SVG chart is written beside it (same name, `.svg`).
     #[arg(long)]

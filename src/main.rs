@@ -181,10 +181,10 @@ fn main() -> anyhow::Result<()> {
         }
         Command::Bench(cmd) => bench::run(cmd)?,
         Command::Backtest(args) => {
-            prescient_forecaster::cli::backtest(args.resolve().map_err(anyhow::Error::msg)?)?
+            prescient_forecaster::backtest_command(args.resolve().map_err(anyhow::Error::msg)?)?
         }
         Command::Simulate(args) => {
-            prescient_forecaster::cli::simulate(args.resolve().map_err(anyhow::Error::msg)?)?
+            prescient_forecaster::simulate_command(args.resolve().map_err(anyhow::Error::msg)?)?
         }
         Command::Forecaster(args) => {
             let rt = tokio::runtime::Runtime::new()?;

@@ -419,7 +419,7 @@ pub fn run(
 }
 
 /// Reads a `timestamp,value` CSV with the forecaster's reader
-/// ([`prescient_forecaster::series::read_points`]: header optional,
+/// ([`prescient_forecaster::read_points`]: header optional,
 /// timestamps `YYYY-MM-DD HH:MM:SS`, RFC 3339, or epoch seconds/milliseconds),
 /// in file order.
 pub fn read_series(path: &PathBuf) -> Result<Vec<(i64, f64)>, ProduceError> {
@@ -428,7 +428,7 @@ pub fn read_series(path: &PathBuf) -> Result<Vec<(i64, f64)>, ProduceError> {
         why,
     };
     let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
-    let out = prescient_forecaster::series::read_points(&text).map_err(|e| err(e.to_string()))?;
+    let out = prescient_forecaster::read_points(&text).map_err(|e| err(e.to_string()))?;
     if out.len() < 2 {
         return Err(err("needs at least two rows".into()));
     }

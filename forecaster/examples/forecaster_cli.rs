@@ -10,7 +10,7 @@
 //! ```
 
 use clap::{Parser, Subcommand};
-use prescient_forecaster::cli;
+use prescient_forecaster::{backtest_command, simulate_command};
 
 #[path = "../../src/forecaster_flags.rs"]
 #[allow(dead_code)]
@@ -32,8 +32,8 @@ enum Command {
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     match Cli::parse().command {
-        Command::Backtest(a) => cli::backtest(a.resolve()?)?,
-        Command::Simulate(a) => cli::simulate(a.resolve()?)?,
+        Command::Backtest(a) => backtest_command(a.resolve()?)?,
+        Command::Simulate(a) => simulate_command(a.resolve()?)?,
     }
     Ok(())
 }

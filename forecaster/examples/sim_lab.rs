@@ -2,7 +2,7 @@
 //! models for every setting: the `auto` forecasts of every interval after
 //! the warm-up are computed once (same refit schedule as `simulate`) and
 //! cached, then every setting given on the command line is replayed through
-//! [`simulate::run_with_forecasts`] — the same policy code `prescient
+//! [`prescient_forecaster::run_simulation_with_forecasts`] — the same policy code `prescient
 //! simulate` runs.
 //!
 //! ```text
@@ -20,10 +20,12 @@
 //! day 8, 30 requests/min per replica, 1–60 replicas, models without the
 //! LSTM.
 
-use prescient_forecaster::models::Quantiles;
-use prescient_forecaster::select::{Ensemble, ModelKind, ModelsConfig};
-use prescient_forecaster::series::Series;
-use prescient_forecaster::simulate::{self, PlanWindow, Policy, SimOptions};
+use prescient_forecaster::Quantiles;
+use prescient_forecaster::Series;
+use prescient_forecaster::{Ensemble, ModelKind, ModelsConfig};
+use prescient_forecaster::{
+    PlanWindow, Policy, SimOptions, run_simulation, run_simulation_with_forecasts,
+};
 use std::path::PathBuf;
 
 fn models() -> ModelsConfig {
@@ -106,9 +108,9 @@ fn base(policy: Policy, lead_min: u32, warmup: usize) -> SimOptions {
         headroom: 1.0,
         plan_window: PlanWindow::Arrival,
         hold_headroom: 1.0,
-        release_after: 1,
-        floor_utilization: 0.7,
-        floor_scale_down_window_s: 60,
+        release_after: 5,
+        floor_utilization: 0.9,
+        floor_scale_down_window_s: 180,
         warmup: Some(warmup),
         models: models(),
         progress: false,
@@ -128,8 +130,8 @@ fn main() {
     let ppd = series.points_per_day();
     let warmup = 7 * ppd;
     let y = &series.values;
-    let (_, hpa) = simulate::run(&series, &base(Policy::Reactive, lead, warmup)).unwrap();
-    let (orows, oracle) = simulate::run(&series, &base(Policy::Oracle, lead, warmup)).unwrap();
+    let (_, hpa) = run_simulation(&series, &base(Policy::Reactive, lead, warmup)).unwrap();
+    let (orows, oracle) = run_simulation(&series, &base(Policy::Oracle, lead, warmup)).unwrap();
     let gap = std::env::var_os("LAB_GAP").is_some();
     println!(
         "lead {lead}: reactive {:.3}% {:.0} rm | oracle {:.3}% {:.0} rm ({:.3}x)",
@@ -170,7 +172,7 @@ fn main() {
         };
         let f = cached(&dir, y, warmup, ppd, horizon);
         let mut source = |_: &[f64], t: usize| Ok(f[t - warmup].clone());
-        let (rows, s) = simulate::run_with_forecasts(&series, &o, &mut source).unwrap();
+        let (rows, s) = run_simulation_with_forecasts(&series, &o, &mut source).unwrap();
         if gap {
             // Replica-minutes above / below the oracle's by the oracle's size,
             // and unserved by that size.

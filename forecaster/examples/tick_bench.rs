@@ -7,7 +7,7 @@
 //! cargo run --release -p prescient-forecaster --example tick_bench -- 1000 8 naive,snaive_daily,snaive_weekly,ets
 //! ```
 
-use prescient_forecaster::select::{Ensemble, ModelKind, ModelsConfig};
+use prescient_forecaster::{Ensemble, ModelKind, ModelsConfig};
 use std::time::Instant;
 
 fn main() {

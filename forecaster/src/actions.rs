@@ -30,7 +30,7 @@ use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use sqlx::PgPool;
 
 /// Name of this consumer in `consumer_offsets`.
-pub const CONSUMER: &str = "scaling-actions";
+pub(crate) const CONSUMER: &str = "scaling-actions";
 
 /// Failures of the consumer.
 #[derive(Debug, thiserror::Error)]

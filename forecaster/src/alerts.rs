@@ -40,7 +40,7 @@ impl Default for AlertConfig {
 
 /// A change of an alert's state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Transition {
+pub(crate) enum Transition {
     /// The alert is raised now.
     Raised,
     /// The alert cleared now.
@@ -50,7 +50,7 @@ pub enum Transition {
 /// Hysteresis of one condition: raised after `fire_after` consecutive bad
 /// observations, cleared after `clear_after` consecutive good ones.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Hysteresis {
+pub(crate) struct Hysteresis {
     active: bool,
     bad: u32,
     good: u32,
@@ -58,12 +58,13 @@ pub struct Hysteresis {
 
 impl Hysteresis {
     /// Whether the alert is raised.
-    pub fn active(&self) -> bool {
+    #[cfg(test)]
+    pub(crate) fn active(&self) -> bool {
         self.active
     }
 
     /// Records one observation; returns the transition it caused, if any.
-    pub fn observe(&mut self, bad: bool, config: AlertConfig) -> Option<Transition> {
+    pub(crate) fn observe(&mut self, bad: bool, config: AlertConfig) -> Option<Transition> {
         if bad {
             self.good = 0;
             self.bad = self.bad.saturating_add(1);
@@ -124,7 +125,7 @@ impl Condition {
 /// One bucket's observation of a service: for each condition, `Some(why)`
 /// when bad.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct Observation {
+pub(crate) struct Observation {
     /// Live MASE too high: why.
     pub error_high: Option<String>,
     /// Reactive fallback: why.
@@ -145,19 +146,20 @@ impl Observation {
 
 /// The hysteresis of every condition of one service.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct ServiceAlerts {
+pub(crate) struct ServiceAlerts {
     states: [Hysteresis; 3],
 }
 
 impl ServiceAlerts {
     /// Whether `c` is raised.
-    pub fn active(&self, c: Condition) -> bool {
+    #[cfg(test)]
+    pub(crate) fn active(&self, c: Condition) -> bool {
         self.states[c as usize].active()
     }
 
     /// Feeds one bucket's observation; returns the alerts raised now and
     /// the conditions that cleared now.
-    pub fn observe(
+    pub(crate) fn observe(
         &mut self,
         service: &str,
         obs: &Observation,

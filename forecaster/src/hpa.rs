@@ -14,7 +14,7 @@ use std::collections::VecDeque;
 
 /// HPA settings (Kubernetes defaults in parentheses).
 #[derive(Debug, Clone, PartialEq)]
-pub struct HpaConfig {
+pub(crate) struct HpaConfig {
     /// Target utilisation of a replica's capacity (default 0.7).
     pub target_utilization: f64,
     /// Ratio tolerance (default 0.1).
@@ -35,7 +35,7 @@ pub struct HpaConfig {
 
 impl HpaConfig {
     /// Defaults with the given bounds.
-    pub fn new(min: u32, max: u32) -> Self {
+    pub(crate) fn new(min: u32, max: u32) -> Self {
         HpaConfig {
             target_utilization: 0.7,
             tolerance: 0.1,
@@ -51,7 +51,7 @@ impl HpaConfig {
 
 /// A stateful HPA controller.
 #[derive(Debug, Clone)]
-pub struct Hpa {
+pub(crate) struct Hpa {
     config: HpaConfig,
     /// (time s, recommendation) within the stabilisation window.
     recommendations: VecDeque<(f64, u32)>,
@@ -61,7 +61,7 @@ pub struct Hpa {
 
 impl Hpa {
     /// A controller with `config`.
-    pub fn new(config: HpaConfig) -> Self {
+    pub(crate) fn new(config: HpaConfig) -> Self {
         Hpa {
             config,
             recommendations: VecDeque::new(),
@@ -69,14 +69,9 @@ impl Hpa {
         }
     }
 
-    /// The settings.
-    pub fn config(&self) -> &HpaConfig {
-        &self.config
-    }
-
     /// Replicas needed so `load` (per unit of time) runs at the target
     /// utilisation of `capacity` per replica, ignoring tolerance and limits.
-    pub fn replicas_for(&self, load: f64, capacity: f64) -> u32 {
+    pub(crate) fn replicas_for(&self, load: f64, capacity: f64) -> u32 {
         let per = (capacity * self.config.target_utilization).max(1e-9);
         ((load / per).ceil().max(0.0) as u32).clamp(self.config.min, self.config.max)
     }
@@ -84,7 +79,7 @@ impl Hpa {
     /// One evaluation at time `now_s`: `current` is the requested replica
     /// count, `load` the total demand rate, `capacity` what one replica
     /// serves at 100% in the same unit. Returns the new requested count.
-    pub fn step(&mut self, now_s: f64, current: u32, load: f64, capacity: f64) -> u32 {
+    pub(crate) fn step(&mut self, now_s: f64, current: u32, load: f64, capacity: f64) -> u32 {
         let c = &self.config;
         let current_eff = current.max(1);
         let usage = load / f64::from(current_eff) / (capacity * c.target_utilization).max(1e-9);

@@ -1,24 +1,27 @@
 //! Per-service traffic forecasts, a capacity planner, and the `backtest` /
 //! `simulate` / `forecaster` commands of Prescient.
 //!
-//! * [`models`]: seasonal naive (daily, weekly), damped-trend Holt-Winters
-//!   ([`models::Ets`]) and an LSTM trained with candle ([`models::Lstm`]),
-//!   all behind [`models::PointModel`].
-//! * [`select`]: an [`select::Ensemble`] fits every model, scores it by
-//!   rolling-origin forecasts over the last day, derives p10/p90 from those
-//!   out-of-sample errors, and forecasts `auto` as an inverse-error weighted
-//!   ensemble per horizon.
-//! * [`backtest`] and [`simulate`] (with the Kubernetes HPA in [`hpa`]) are
-//!   the offline commands; [`planner`] turns a forecast and a
-//!   [`config::ServicePolicy`] into a [`prescient_contracts::decision::ScalingDecision`];
-//!   [`worker`] runs it all against PostgreSQL and Kafka (planning from the
-//!   sizes the scaler reports, recorded by [`actions`]) and raises
-//!   [`alerts`] with hysteresis; [`metrics`] lists the Prometheus series.
+//! * Models: last value and seasonal naive ([`Naive`], [`SeasonalNaive`]),
+//!   damped-trend Holt-Winters ([`Ets`]), a smoothed daily profile × level
+//!   for spiky minute traffic ([`Profile`]) and an LSTM trained with candle
+//!   ([`Lstm`]), all behind [`PointModel`].
+//! * [`Ensemble`] fits every model, scores it by rolling-origin forecasts
+//!   over the last days, derives p10/p90 from those out-of-sample errors,
+//!   and forecasts `auto` per horizon as the best model blended with at
+//!   most one other, times a median bias factor ([`ModelsConfig`]).
+//! * [`run_backtest`] and [`run_simulation`] (replaying the Kubernetes HPA,
+//!   a forecast plan with a reactive floor, or an oracle) are the offline
+//!   commands, behind [`backtest_command`] and [`simulate_command`];
+//!   [`run_worker`] runs the forecaster against PostgreSQL and Kafka: it
+//!   plans each service's capacity from its [`ServicePolicy`] (read from
+//!   [`Policies`]) into a [`prescient_contracts::decision::ScalingDecision`],
+//!   from the sizes the scaler reports ([`ActionsConsumer`]), and raises
+//!   alerts with hysteresis ([`AlertConfig`]).
 //!
 //! Forecasting a series:
 //!
 //! ```
-//! use prescient_forecaster::select::{Ensemble, ModelKind, ModelsConfig};
+//! use prescient_forecaster::{Ensemble, ModelKind, ModelsConfig};
 //!
 //! // Two weeks of hourly data with a daily cycle.
 //! let y: Vec<f64> = (0..24 * 14)
@@ -40,8 +43,8 @@
 //! in dry-run, until a shutdown future completes:
 //!
 //! ```no_run
-//! # async fn demo(database_url: String, brokers: String) -> Result<(), prescient_forecaster::worker::WorkerError> {
-//! use prescient_forecaster::worker::{WorkerConfig, run_worker};
+//! # async fn demo(database_url: String, brokers: String) -> Result<(), prescient_forecaster::WorkerError> {
+//! use prescient_forecaster::{WorkerConfig, run_worker};
 //!
 //! let mut config = WorkerConfig::new(database_url);
 //! config.brokers = Some(brokers);       // also publish on `scaling-decisions`
@@ -54,16 +57,39 @@
 //! See `docs/forecaster.md` for the commands, the policy file, the tables
 //! and the metrics.
 
-pub mod actions;
-pub mod alerts;
-pub mod backtest;
-pub mod cli;
-pub mod config;
-pub mod hpa;
-pub mod metrics;
-pub mod models;
-pub mod planner;
-pub mod select;
-pub mod series;
-pub mod simulate;
-pub mod worker;
+mod actions;
+mod alerts;
+mod backtest;
+mod cli;
+mod config;
+mod hpa;
+mod metrics;
+mod models;
+mod planner;
+mod select;
+mod series;
+mod simulate;
+mod worker;
+
+pub use actions::{ActionsConsumer, ActionsError};
+pub use alerts::AlertConfig;
+pub use backtest::{BacktestError, BacktestOptions, BacktestReport, Score, run as run_backtest};
+pub use cli::{
+    BacktestCommand, CliError, ModelSelection, SimulateCommand, backtest as backtest_command,
+    simulate as simulate_command,
+};
+pub use config::{ConfigError, Policies, PolicyFile, ServicePolicy};
+pub use models::{
+    Ets, Lstm, LstmConfig, ModelError, Naive, PointModel, Profile, ProfileConfig, Quantiles,
+    SeasonalNaive,
+};
+pub use select::{Ensemble, FitReport, ModelKind, ModelsConfig};
+pub use series::{Series, SeriesError, read_points};
+pub use simulate::{
+    ForecastSource, PlanWindow, Policy, SimOptions, SimRow, SimSummary, SimulateError,
+    run as run_simulation, run_with_forecasts as run_simulation_with_forecasts,
+};
+pub use worker::{
+    Bucket, FRONTIER_CHANNEL, LiveAccuracy, TickReport, Worker, WorkerConfig, WorkerError,
+    run_worker,
+};

@@ -29,11 +29,12 @@ use prescient_contracts::decision::{ForecastSummary, ScalingDecision, Target};
 use uuid::Uuid;
 
 /// Namespace of decision ids (UUID v5 over `service/issued_at`).
-pub const DECISION_NAMESPACE: Uuid = Uuid::from_u128(0x5c1e_7a2b_9d4e_4f11_8a3c_6b0d_2e9f_4a17);
+pub(crate) const DECISION_NAMESPACE: Uuid =
+    Uuid::from_u128(0x5c1e_7a2b_9d4e_4f11_8a3c_6b0d_2e9f_4a17);
 
 /// One forecast point: requests per minute at `horizon_min` minutes ahead.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct ForecastPoint {
+pub(crate) struct ForecastPoint {
     /// Minutes ahead of the forecast's issue time.
     pub horizon_min: u32,
     /// Median.
@@ -44,7 +45,7 @@ pub struct ForecastPoint {
 
 /// The latest forecast of a service.
 #[derive(Debug, Clone, PartialEq)]
-pub struct ForecastView {
+pub(crate) struct ForecastView {
     /// When it was made (the last closed minute it saw).
     pub issued_at: DateTime<Utc>,
     /// Points by horizon.
@@ -55,7 +56,7 @@ pub struct ForecastView {
 
 /// Everything the planner looks at for one service.
 #[derive(Debug, Clone, PartialEq)]
-pub struct PlanInput {
+pub(crate) struct PlanInput {
     /// Service name.
     pub service: String,
     /// Name of the policy (recorded in the decision).
@@ -77,7 +78,7 @@ pub struct PlanInput {
 }
 
 /// Turns an input and a policy into a decision.
-pub fn plan(input: &PlanInput, policy: &ServicePolicy) -> ScalingDecision {
+pub(crate) fn plan(input: &PlanInput, policy: &ServicePolicy) -> ScalingDecision {
     let target = policy.target_for(&input.service);
     let per_unit = match target {
         Target::Nodegroup { .. } => policy.pods_per_node.max(1),

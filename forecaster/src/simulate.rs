@@ -101,12 +101,13 @@ pub struct SimOptions {
     /// (default 1.0, the p90). Lower is cheaper and leaves more to the floor.
     pub headroom: f64,
     /// Target utilisation of `predictive`'s reactive floor, an HPA of its
-    /// own (the command's default 0.7; equal to `target_utilization` makes the floor the
+    /// own (the command's default 0.9; equal to `target_utilization` makes the floor the
     /// HPA itself, so predictive never serves less than reactive).
     pub floor_utilization: f64,
     /// Scale-down stabilisation window of the reactive floor in seconds
-    /// (default 60: the floor lets go of a spike's replicas after a minute,
-    /// the plan keeps what the forecast says is still needed).
+    /// (the command's default 180: the floor lets go of a spike's replicas
+    /// after three minutes where the HPA waits five; the plan keeps what
+    /// the forecast says is still needed).
     pub floor_scale_down_window_s: u32,
     /// Which forecast intervals the plan sizes for (default
     /// [`PlanWindow::Arrival`]).
@@ -116,7 +117,8 @@ pub struct SimOptions {
     /// arrive (default 1.0).
     pub hold_headroom: f64,
     /// The plan gives replicas back only once this many consecutive plans
-    /// (intervals) wanted fewer: its scale-down window (default 1: at once).
+    /// (intervals) wanted fewer: its scale-down window (the command's
+    /// default: 5 minutes, the HPA's window; 1: at once).
     pub release_after: usize,
     /// Warm-up points excluded from the summary; default `min(8 days, half)`.
     pub warmup: Option<usize>,
@@ -425,7 +427,7 @@ fn summarize(policy: Policy, rows: &[SimRow], warmup: usize, dt: u32) -> SimSumm
 }
 
 /// Writes `timestamp,demand,desired_replicas,ready_replicas,capacity,unserved`.
-pub fn write_csv(
+pub(crate) fn write_csv(
     series: &Series,
     rows: &[SimRow],
     cap: f64,
@@ -452,7 +454,7 @@ pub fn write_csv(
 
 /// An SVG chart of demand (blue), ready capacity (green), requested capacity
 /// (dashed orange) and unserved demand (red bars).
-pub fn svg_chart(series: &Series, rows: &[SimRow], cap: f64, title: &str) -> String {
+pub(crate) fn svg_chart(series: &Series, rows: &[SimRow], cap: f64, title: &str) -> String {
     let (w, h, pad) = (1200.0, 400.0, 40.0);
     let n = rows.len().max(2);
     let stride = n.div_ceil(1500).max(1);

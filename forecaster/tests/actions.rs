@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use prescient_contracts::action::{Outcome, ScalingAction};
 use prescient_contracts::decision::{Mode, Target};
-use prescient_forecaster::actions::ActionsConsumer;
+use prescient_forecaster::ActionsConsumer;
 use prescient_infra::broker::EmbeddedBroker;
 use prescient_infra::postgres::PgInstance;
 use rdkafka::ClientConfig;

@@ -2,13 +2,13 @@
 //! is seasonal, intervals cover roughly their nominal 80%, and the LSTM is
 //! deterministic under a seed.
 
-use prescient_forecaster::backtest::{self, BacktestOptions};
-use prescient_forecaster::models::{Lstm, LstmConfig, PointModel};
-use prescient_forecaster::select::{ModelKind, ModelsConfig};
+use prescient_forecaster::{BacktestOptions, run_backtest};
+use prescient_forecaster::{Lstm, LstmConfig, PointModel};
+use prescient_forecaster::{ModelKind, ModelsConfig};
 mod data;
 
 use data::nab_path;
-use prescient_forecaster::series::Series;
+use prescient_forecaster::Series;
 
 fn taxi_slice(days: usize) -> Series {
     let s = Series::from_csv_path(&nab_path("realKnownCause/nyc_taxi.csv")).unwrap();
@@ -37,7 +37,7 @@ fn seasonal_models_beat_naive_on_nyc_taxi_and_intervals_cover() {
         output_every: 1,
         progress: false,
     };
-    let r = backtest::run(&s, &opts, &mut std::io::sink()).unwrap();
+    let r = run_backtest(&s, &opts, &mut std::io::sink()).unwrap();
     let naive = r.mase("naive", 6).unwrap();
     for m in ["snaive_daily", "snaive_weekly", "ets", "auto"] {
         let v = r.mase(m, 6).unwrap();
@@ -73,7 +73,7 @@ fn intervals_cover_on_aws_elb_requests() {
         output_every: 1,
         progress: false,
     };
-    let r = backtest::run(&s, &opts, &mut std::io::sink()).unwrap();
+    let r = run_backtest(&s, &opts, &mut std::io::sink()).unwrap();
     for m in ["naive", "ets", "auto"] {
         let c = r.coverage(m, 3).unwrap();
         assert!(

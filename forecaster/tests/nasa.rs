@@ -7,13 +7,13 @@
 //! The slices are shorter than the benchmark's four weeks to keep the debug
 //! test run short; docs/forecaster.md has the four-week figures.
 
-use prescient_forecaster::backtest::{self, BacktestOptions};
-use prescient_forecaster::select::{ModelKind, ModelsConfig};
+use prescient_forecaster::{BacktestOptions, run_backtest};
+use prescient_forecaster::{ModelKind, ModelsConfig};
 mod data;
 
 use data::nasa_path;
-use prescient_forecaster::series::Series;
-use prescient_forecaster::simulate::{self, PlanWindow, Policy, SimOptions};
+use prescient_forecaster::Series;
+use prescient_forecaster::{PlanWindow, Policy, SimOptions, SimRow, SimSummary, run_simulation};
 
 fn nasa(days: f64) -> Series {
     let s = Series::from_csv_path(&nasa_path()).unwrap();
@@ -46,13 +46,17 @@ fn auto_beats_last_value_on_nasa_and_intervals_cover() {
         output_every: 1_000_000,
         progress: false,
     };
-    let r = backtest::run(&s, &opts, &mut std::io::sink()).unwrap();
+    let r = run_backtest(&s, &opts, &mut std::io::sink()).unwrap();
     let table = r.table(&[1, 5, 15, 30]);
+    eprintln!("{table}");
     let rel = |h| r.relative_to_naive("auto", h).unwrap();
-    // Measured on this slice (release, docs/forecaster.md): 0.847, 0.758, 0.730, 0.729.
+    // Measured on this slice (docs/forecaster.md): 0.832, 0.757, 0.722, 0.723
+    // (0.847, 0.758, 0.730, 0.729 before the blend and bias factor of `auto`
+    // and the Σ-level of `profile`).
     assert!(
-        rel(1) <= 1.0,
-        "auto worse than last value at 1 min\n{table}"
+        rel(1) <= 0.90,
+        "auto/last value at 1 min {:.3}\n{table}",
+        rel(1)
     );
     assert!(
         rel(5) <= 0.85,
@@ -60,12 +64,12 @@ fn auto_beats_last_value_on_nasa_and_intervals_cover() {
         rel(5)
     );
     assert!(
-        rel(15) <= 0.80,
+        rel(15) <= 0.77,
         "auto/last value at 15 min {:.3}\n{table}",
         rel(15)
     );
     assert!(
-        rel(30) <= 0.80,
+        rel(30) <= 0.77,
         "auto/last value at 30 min {:.3}\n{table}",
         rel(30)
     );
@@ -78,47 +82,48 @@ fn auto_beats_last_value_on_nasa_and_intervals_cover() {
     }
 }
 
-fn sim(series: &Series, policy: Policy, warmup: usize) -> simulate::SimSummary {
-    sim_with(series, policy, warmup, 60).1
+fn sim(series: &Series, policy: Policy, warmup: usize) -> SimSummary {
+    run_simulation(series, &options(policy, warmup, 5))
+        .unwrap()
+        .1
 }
 
 /// The benchmark's lean setting (docs/forecaster.md): `--headroom 0.8 --hold-headroom 1.0
-/// --floor-utilization 1.0 --release-after 3`.
-fn sim_lean(series: &Series, warmup: usize) -> simulate::SimSummary {
-    let mut o = options(Policy::Predictive, warmup, 60);
+/// --floor-utilization 1.0 --floor-window 60 --release-after 3`.
+fn sim_lean(series: &Series, warmup: usize) -> SimSummary {
+    let mut o = options(Policy::Predictive, warmup, 5);
     o.headroom = 0.8;
     o.hold_headroom = 1.0;
     o.floor_utilization = 1.0;
+    o.floor_scale_down_window_s = 60;
     o.release_after = 3;
-    simulate::run(series, &o).unwrap().1
+    run_simulation(series, &o).unwrap().1
 }
 
-/// `floor_window_s`: 60 is the default (cheap floor); 300 with the floor at
-/// the HPA's 70% makes the floor the HPA itself (the guarantee).
-fn sim_with(
-    series: &Series,
-    policy: Policy,
-    warmup: usize,
-    floor_window_s: u32,
-) -> (Vec<simulate::SimRow>, simulate::SimSummary) {
-    simulate::run(series, &options(policy, warmup, floor_window_s)).unwrap()
+/// The floor at the HPA's own settings (70%, 300 s): the guarantee.
+fn sim_hpa_floor(series: &Series, policy: Policy, warmup: usize) -> (Vec<SimRow>, SimSummary) {
+    let mut o = options(policy, warmup, 5);
+    o.floor_utilization = 0.7;
+    o.floor_scale_down_window_s = 300;
+    run_simulation(series, &o).unwrap()
 }
 
-fn options(policy: Policy, warmup: usize, floor_window_s: u32) -> SimOptions {
+/// `prescient simulate`'s defaults, lead in minutes.
+fn options(policy: Policy, warmup: usize, lead_min: u32) -> SimOptions {
     SimOptions {
         policy,
         capacity: 30.0,
-        lead_s: 300,
+        lead_s: lead_min * 60,
         min: 1,
         max: 60,
         target_utilization: 0.7,
         predictive_utilization: 1.0,
-        floor_utilization: 0.7,
-        floor_scale_down_window_s: floor_window_s,
+        floor_utilization: 0.9,
+        floor_scale_down_window_s: 180,
         headroom: 1.0,
         plan_window: PlanWindow::Arrival,
         hold_headroom: 1.0,
-        release_after: 1,
+        release_after: 5,
         warmup: Some(warmup),
         models: models(),
         progress: false,
@@ -129,8 +134,8 @@ fn options(policy: Policy, warmup: usize, floor_window_s: u32) -> SimOptions {
 /// than `cost` times its replica-minutes.
 fn assert_serves_as_well_for_less(
     name: &str,
-    candidate: &simulate::SimSummary,
-    reactive: &simulate::SimSummary,
+    candidate: &SimSummary,
+    reactive: &SimSummary,
     cost: f64,
 ) {
     assert!(
@@ -146,11 +151,62 @@ fn assert_serves_as_well_for_less(
 #[test]
 fn predictive_serves_at_least_the_hpa_on_nasa_for_less() {
     let s = nasa(11.0);
-    let reactive = sim(&s, Policy::Reactive, 8 * 1440);
-    let predictive = sim(&s, Policy::Predictive, 8 * 1440);
-    assert_serves_as_well_for_less("predictive", &predictive, &reactive, 0.95);
-    let lean = sim_lean(&s, 8 * 1440);
+    let warmup = 8 * 1440;
+    // The defaults at leads of 5 and 10 minutes (lead 2: the next test).
+    for lead in [5, 10] {
+        let run = |p| run_simulation(&s, &options(p, warmup, lead)).unwrap().1;
+        let (reactive, predictive) = (run(Policy::Reactive), run(Policy::Predictive));
+        eprintln!(
+            "lead {lead}: reactive {:.3}% {:.0} rm, predictive {:.3}% {:.0} rm ({:.3}x)",
+            reactive.unserved_fraction * 100.0,
+            reactive.replica_minutes,
+            predictive.unserved_fraction * 100.0,
+            predictive.replica_minutes,
+            predictive.replica_minutes / reactive.replica_minutes
+        );
+        assert_serves_as_well_for_less(
+            &format!("predictive, lead {lead}"),
+            &predictive,
+            &reactive,
+            0.95,
+        );
+    }
+    let reactive = sim(&s, Policy::Reactive, warmup);
+    let lean = sim_lean(&s, warmup);
+    eprintln!(
+        "lean: {:.3}% {:.3}x",
+        lean.unserved_fraction * 100.0,
+        lean.replica_minutes / reactive.replica_minutes
+    );
     assert_serves_as_well_for_less("lean", &lean, &reactive, 0.90);
+}
+
+/// At a 2-minute lead the HPA's reaction is nearly as good as a forecast,
+/// and days 9–11 alone are too short to tell them apart (there predictive
+/// leaves 0.213% unserved against the HPA's 0.160%): the benchmark's four
+/// weeks, scored from day 8, with the benchmark's models (measured: 0.231%
+/// against 0.238%, at 0.916× the HPA's replica-minutes; with this file's
+/// smaller model set 0.241%, so the margin is thin).
+#[test]
+fn predictive_serves_at_least_the_hpa_at_a_two_minute_lead() {
+    let s = nasa(28.0);
+    let run = |p| {
+        let mut o = options(p, 7 * 1440, 2);
+        o.models = ModelsConfig {
+            models: ModelKind::statistical(),
+            calibration_days: 3.0,
+            ..Default::default()
+        };
+        run_simulation(&s, &o).unwrap().1
+    };
+    let (reactive, predictive) = (run(Policy::Reactive), run(Policy::Predictive));
+    eprintln!(
+        "lead 2, four weeks: reactive {:.3}%, predictive {:.3}% ({:.3}x)",
+        reactive.unserved_fraction * 100.0,
+        predictive.unserved_fraction * 100.0,
+        predictive.replica_minutes / reactive.replica_minutes
+    );
+    assert_serves_as_well_for_less("predictive, lead 2", &predictive, &reactive, 0.95);
 }
 
 #[test]
@@ -174,8 +230,8 @@ fn predictive_serves_at_least_the_hpa_in_a_flash_crowd() {
     let warmup = ppd * 2;
     // With the floor set to the HPA itself, predictive has at least the
     // HPA's ready replicas in every interval, so it never serves less.
-    let (hpa_rows, reactive) = sim_with(&s, Policy::Reactive, warmup, 300);
-    let (rows, predictive) = sim_with(&s, Policy::Predictive, warmup, 300);
+    let (hpa_rows, reactive) = sim_hpa_floor(&s, Policy::Reactive, warmup);
+    let (rows, predictive) = sim_hpa_floor(&s, Policy::Predictive, warmup);
     assert!(reactive.unserved > 0.0, "{reactive:?}");
     for (p, r) in rows.iter().zip(&hpa_rows).skip(warmup) {
         assert!(p.ready >= r.ready, "interval {}: {p:?} vs {r:?}", p.t);
@@ -186,10 +242,16 @@ fn predictive_serves_at_least_the_hpa_in_a_flash_crowd() {
         );
     }
     assert!(predictive.unserved <= reactive.unserved);
-    // The default, cheaper floor (60 s) leaves the crowd's first minutes to
-    // the plan's headroom, which is smaller than the HPA's 43%: measured
-    // 2.13% against the HPA's 1.97% unserved here (docs/forecaster.md).
+    // The default floor (90%, 180 s) is cheaper than the HPA: the crowd's
+    // first minutes are left to the plan's headroom, which is smaller than
+    // the HPA's 43%: measured 2.31% against the HPA's 1.97% unserved here
+    // (2.13% with the defaults before 2026-11-24: floor 70%, 60 s).
     let cheap = sim(&s, Policy::Predictive, warmup);
+    eprintln!(
+        "flash crowd: reactive {:.3}%, predictive {:.3}%",
+        reactive.unserved_fraction * 100.0,
+        cheap.unserved_fraction * 100.0
+    );
     assert!(
         cheap.unserved <= 1.2 * reactive.unserved,
         "predictive {cheap:?}\nreactive {reactive:?}"

@@ -5,9 +5,9 @@
 
 use chrono::{DateTime, TimeDelta, Utc};
 use prescient_contracts::decision::{Mode, ScalingDecision, Target};
-use prescient_forecaster::config::Policies;
-use prescient_forecaster::select::ModelKind;
-use prescient_forecaster::worker::{Worker, WorkerConfig, run_worker};
+use prescient_forecaster::ModelKind;
+use prescient_forecaster::Policies;
+use prescient_forecaster::{Worker, WorkerConfig, run_worker};
 use rdkafka::Message;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use std::time::Duration;

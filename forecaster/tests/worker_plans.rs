@@ -15,10 +15,10 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, TimeDelta, Utc};
 use prescient_contracts::action::{Outcome, ScalingAction};
 use prescient_contracts::decision::{Mode, ScalingDecision, Target};
-use prescient_forecaster::actions::ActionsConsumer;
-use prescient_forecaster::config::Policies;
-use prescient_forecaster::select::ModelKind;
-use prescient_forecaster::worker::{Bucket, Worker, WorkerConfig, run_worker};
+use prescient_forecaster::ActionsConsumer;
+use prescient_forecaster::ModelKind;
+use prescient_forecaster::Policies;
+use prescient_forecaster::{Bucket, Worker, WorkerConfig, run_worker};
 use prescient_infra::broker::EmbeddedBroker;
 use rdkafka::Message;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -397,7 +397,7 @@ async fn alerts_are_raised_once_with_hysteresis_on_the_notifier_topic() {
     )
     .unwrap();
     cfg.policies.only_listed = true;
-    cfg.alerts = prescient_forecaster::alerts::AlertConfig {
+    cfg.alerts = prescient_forecaster::AlertConfig {
         fire_after: 3,
         clear_after: 2,
     };

@@ -7,10 +7,10 @@
 //! out-of-sample errors (see [`crate::select`]), so every model gets p10/p90
 //! the same honest way.
 
-pub mod ets;
-pub mod lstm;
-pub mod naive;
-pub mod profile;
+mod ets;
+mod lstm;
+mod naive;
+mod profile;
 
 pub use ets::Ets;
 pub use lstm::{Lstm, LstmConfig};
@@ -84,7 +84,7 @@ impl Clone for Box<dyn PointModel> {
 
 /// A fixed-capacity ring buffer of the most recent values.
 #[derive(Debug, Clone, Default)]
-pub struct Recent {
+pub(crate) struct Recent {
     buf: Vec<f64>,
     cap: usize,
     head: usize,
@@ -92,7 +92,7 @@ pub struct Recent {
 
 impl Recent {
     /// An empty buffer keeping at most `cap` values.
-    pub fn new(cap: usize) -> Self {
+    pub(crate) fn new(cap: usize) -> Self {
         Recent {
             buf: Vec::with_capacity(cap.min(1 << 16)),
             cap: cap.max(1),
@@ -100,7 +100,7 @@ impl Recent {
         }
     }
     /// Keeps the last `cap` values of `history`.
-    pub fn from_history(cap: usize, history: &[f64]) -> Self {
+    pub(crate) fn from_history(cap: usize, history: &[f64]) -> Self {
         let mut r = Recent::new(cap);
         for &y in &history[history.len().saturating_sub(r.cap)..] {
             r.push(y);
@@ -108,7 +108,7 @@ impl Recent {
         r
     }
     /// Appends a value, dropping the oldest when full.
-    pub fn push(&mut self, y: f64) {
+    pub(crate) fn push(&mut self, y: f64) {
         if self.buf.len() < self.cap {
             self.buf.push(y);
         } else {
@@ -117,15 +117,15 @@ impl Recent {
         }
     }
     /// Number of values held.
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.buf.len()
     }
     /// True when empty.
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.buf.is_empty()
     }
     /// The value `back` steps ago (`back = 1` is the latest).
-    pub fn ago(&self, back: usize) -> f64 {
+    pub(crate) fn ago(&self, back: usize) -> f64 {
         let n = self.buf.len();
         debug_assert!(back >= 1 && back <= n);
         if n < self.cap {

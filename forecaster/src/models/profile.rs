@@ -28,6 +28,9 @@
 
 use super::{ModelError, PointModel};
 
+/// Horizons the α choice is scored at (longer ones use the last choice).
+const MAX_H: usize = 60;
+
 /// Settings of [`Profile`]; defaults in parentheses.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ProfileConfig {
@@ -41,8 +44,21 @@ pub struct ProfileConfig {
     /// Ratios further than this many mean absolute deviations from the level
     /// are clipped before updating it (4.0).
     pub clip: f64,
-    /// Origins at the end of the history the α per horizon is chosen on (two days).
+    /// Origins at the end of the history the α per horizon is first
+    /// chosen on (two days).
     pub eval_points: usize,
+    /// Half-life, in points, of the errors the α per horizon is chosen on
+    /// (`None`: the `eval_points` before the fit, equally weighted, fixed
+    /// until the next fit). With a half-life the choice keeps learning
+    /// after the fit: every new point scores the forecasts every α made for
+    /// it, and recent errors count more (default `None`: on the NASA trace
+    /// a half-life of 0.1–2 days changed `profile`'s MAE by < 0.3%, and it
+    /// was worse on NAB's bursty AAPL series).
+    pub choice_half_life: Option<f64>,
+    /// Level as the ratio of smoothed (clipped) traffic to smoothed
+    /// profile instead of the smoothed ratio, so quiet minutes, whose ratio
+    /// is noisy, count less (default true; multiplicative series only).
+    pub sum_level: bool,
 }
 
 impl ProfileConfig {
@@ -54,6 +70,8 @@ impl ProfileConfig {
             alphas: vec![0.01, 0.02, 0.03, 0.05, 0.08, 0.12, 0.2, 0.35, 0.6],
             clip: 4.0,
             eval_points: 2 * points_per_day.max(1),
+            choice_half_life: None,
+            sum_level: true,
         }
     }
 }
@@ -72,6 +90,17 @@ pub struct Profile {
     multiplicative: bool,
     /// One level per α.
     levels: Vec<f64>,
+    /// Σ-level: smoothed (clipped) traffic and smoothed profile per α.
+    num: Vec<f64>,
+    den: Vec<f64>,
+    /// The levels after each of the last `MAX_H` points, newest last.
+    past_levels: std::collections::VecDeque<Vec<f64>>,
+    /// Per horizon and α: (decayed) sum of absolute errors; per horizon:
+    /// (decayed) count.
+    err: Vec<Vec<f64>>,
+    cnt: Vec<f64>,
+    /// Per-point decay of `err`/`cnt` (1: none).
+    decay: f64,
     /// Mean absolute deviation of the ratio from the level (for clipping).
     mad: f64,
     /// Per horizon (0-based): index into `alphas`.
@@ -98,6 +127,12 @@ impl Profile {
             offset: 0,
             multiplicative: true,
             levels: vec![],
+            num: vec![],
+            den: vec![],
+            past_levels: Default::default(),
+            err: vec![],
+            cnt: vec![],
+            decay: 1.0,
             mad: 0.0,
             choice: vec![],
             fitted: false,
@@ -183,6 +218,8 @@ impl Profile {
         let r = self.ratio(self.hist[self.hist.len() - 1], p);
         if self.levels.is_empty() {
             self.levels = vec![r; self.cfg.alphas.len()];
+            self.num = vec![r * p; self.cfg.alphas.len()];
+            self.den = vec![p; self.cfg.alphas.len()];
             self.mad = if self.multiplicative {
                 0.2
             } else {
@@ -196,9 +233,76 @@ impl Profile {
         let bound = self.cfg.clip * self.mad.max(1e-9);
         let rc = reference + dev.clamp(-bound, bound);
         self.mad += 0.01 * (dev.abs() - self.mad);
-        for (l, a) in self.levels.iter_mut().zip(&self.cfg.alphas) {
-            *l += a * (rc - *l);
+        if self.cfg.sum_level && self.multiplicative {
+            for (k, a) in self.cfg.alphas.iter().enumerate() {
+                self.num[k] += a * (rc * p - self.num[k]);
+                self.den[k] += a * (p - self.den[k]);
+                self.levels[k] = self.num[k] / self.den[k].max(1e-9);
+            }
+        } else {
+            for (l, a) in self.levels.iter_mut().zip(&self.cfg.alphas) {
+                *l += a * (rc - *l);
+            }
         }
+    }
+
+    /// Scores the newest point (already pushed, levels not yet updated)
+    /// against what every α forecast for it 1..=`MAX_H` points earlier,
+    /// then remembers the current levels.
+    fn score_newest(&mut self, scoring: bool) {
+        if scoring && !self.past_levels.is_empty() {
+            let t = self.last();
+            let y = self.hist[self.hist.len() - 1];
+            if let Some(p) = self.profile_at(t, t.saturating_sub(1)) {
+                for (c, e) in self.cnt.iter_mut().zip(self.err.iter_mut()) {
+                    *c *= self.decay;
+                    e.iter_mut().for_each(|v| *v *= self.decay);
+                }
+                for (h, ls) in self.past_levels.iter().rev().enumerate() {
+                    for (k, l) in ls.iter().enumerate() {
+                        self.err[h][k] += (y - self.combine(*l, p)).abs();
+                    }
+                    self.cnt[h] += 1.0;
+                }
+            }
+        }
+    }
+
+    fn remember_levels(&mut self) {
+        if self.levels.is_empty() {
+            return;
+        }
+        if self.past_levels.len() == MAX_H {
+            self.past_levels.pop_front();
+        }
+        self.past_levels.push_back(self.levels.clone());
+    }
+
+    /// Per horizon h, the α with the lowest mean error pooled over the
+    /// horizons h·2/3 ..= h·3/2: neighbouring horizons want nearly the
+    /// same α, and pooling them keeps one noisy day from deciding.
+    fn choose(&self) -> Vec<usize> {
+        let alphas = self.cfg.alphas.len();
+        let mut last_choice = alphas / 2;
+        (1..=MAX_H)
+            .map(|h| {
+                let (lo, hi) = ((h * 2).div_ceil(3).max(1), (h * 3 / 2).clamp(h, MAX_H));
+                if (lo..=hi).all(|g| self.cnt[g - 1] <= 0.0) {
+                    return last_choice;
+                }
+                let pooled = |k: usize| -> f64 {
+                    (lo..=hi)
+                        .filter(|g| self.cnt[g - 1] > 0.0)
+                        .map(|g| self.err[g - 1][k] / self.cnt[g - 1])
+                        .sum()
+                };
+                let best = (0..alphas)
+                    .min_by(|a, b| pooled(*a).total_cmp(&pooled(*b)))
+                    .unwrap_or(0);
+                last_choice = best;
+                best
+            })
+            .collect()
     }
 
     fn path(&self, horizon: usize, level_for: impl Fn(usize) -> f64) -> Vec<f64> {
@@ -239,25 +343,21 @@ impl PointModel for Profile {
         self.levels.clear();
         let alphas = self.cfg.alphas.len();
         let eval_from = history.len().saturating_sub(self.cfg.eval_points);
-        // Horizons scored during the evaluation (grows as needed).
-        const MAX_H: usize = 60;
-        let mut err = vec![vec![0.0; alphas]; MAX_H];
-        let mut cnt = vec![0usize; MAX_H];
+        self.err = vec![vec![0.0; alphas]; MAX_H];
+        self.cnt = vec![0.0; MAX_H];
+        self.past_levels.clear();
+        self.decay = match self.cfg.choice_half_life {
+            Some(hl) if hl > 0.0 => 0.5f64.powf(1.0 / hl),
+            _ => 1.0,
+        };
         for (i, &y) in history.iter().enumerate().skip(start) {
             self.push(y);
+            // Score point i against the forecasts of the origins before it
+            // that lie in the evaluation span.
+            self.score_newest(i > eval_from);
             self.update_levels();
-            if i + 1 >= eval_from && !self.levels.is_empty() && i + 1 < history.len() {
-                // Origin i: score every α at every horizon that has an actual.
-                for h in 1..=MAX_H.min(history.len() - 1 - i) {
-                    let Some(p) = self.profile_at(i + h, i) else {
-                        continue;
-                    };
-                    let a = history[i + h];
-                    for (k, l) in self.levels.iter().enumerate() {
-                        err[h - 1][k] += (a - self.combine(*l, p)).abs();
-                    }
-                    cnt[h - 1] += 1;
-                }
+            if i + 1 >= eval_from {
+                self.remember_levels();
             }
         }
         if self.levels.is_empty() {
@@ -267,31 +367,7 @@ impl PointModel for Profile {
                 need: need + 1,
             });
         }
-        // Per horizon h, the α with the lowest mean error pooled over the
-        // horizons h·2/3 ..= h·3/2: neighbouring horizons want nearly the
-        // same α, and pooling them keeps one noisy day from deciding.
-        let mut last_choice = alphas / 2;
-        self.choice = (1..=MAX_H)
-            .map(|h| {
-                let (lo, hi) = ((h * 2).div_ceil(3).max(1), (h * 3 / 2).clamp(h, MAX_H));
-                let pooled: Vec<f64> = (0..alphas)
-                    .map(|k| {
-                        (lo..=hi)
-                            .filter(|g| cnt[g - 1] > 0)
-                            .map(|g| err[g - 1][k] / cnt[g - 1] as f64)
-                            .sum()
-                    })
-                    .collect();
-                if (lo..=hi).all(|g| cnt[g - 1] == 0) {
-                    return last_choice;
-                }
-                let best = (0..alphas)
-                    .min_by(|a, b| pooled[*a].total_cmp(&pooled[*b]))
-                    .unwrap_or(0);
-                last_choice = best;
-                best
-            })
-            .collect();
+        self.choice = self.choose();
         self.fitted = true;
         Ok(())
     }
@@ -301,7 +377,14 @@ impl PointModel for Profile {
             return;
         }
         self.push(y);
-        self.update_levels();
+        if self.decay < 1.0 {
+            self.score_newest(true);
+            self.update_levels();
+            self.remember_levels();
+            self.choice = self.choose();
+        } else {
+            self.update_levels();
+        }
     }
 
     fn forecast(&self, horizon: usize) -> Vec<f64> {
@@ -322,6 +405,13 @@ impl PointModel for Profile {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Deterministic noise, uniform in [−0.5, 0.5).
+    fn noise(t: usize) -> f64 {
+        use crate::select::tests::splitmix;
+        let x = splitmix(t as u64);
+        (x >> 11) as f64 / (1u64 << 53) as f64 - 0.5
+    }
 
     fn daily(ppd: usize, days: usize, scale: impl Fn(usize) -> f64) -> Vec<f64> {
         (0..ppd * days)
@@ -353,6 +443,33 @@ mod tests {
             "{before} -> {after}"
         );
         assert!(m.alpha_for(1).is_some());
+    }
+
+    #[test]
+    fn with_a_half_life_the_alpha_choice_keeps_learning() {
+        let ppd = 96;
+        // Calm: noise around the daily shape, a slow level forecasts best.
+        let calm = daily(ppd, 5, |t| 1.0 + 0.6 * noise(t));
+        // Then the level jumps every 20 points: only a fast level follows.
+        let jumpy: Vec<f64> = daily(ppd, 3, |t| if (t / 20) % 2 == 0 { 0.5 } else { 2.0 });
+        let fit = |half_life| {
+            let mut cfg = ProfileConfig::for_points_per_day(ppd);
+            cfg.choice_half_life = half_life;
+            let mut m = Profile::with_config(ppd, cfg);
+            m.fit(&calm).unwrap();
+            let before = m.alpha_for(1).unwrap();
+            for v in &jumpy {
+                m.observe(*v);
+            }
+            (before, m.alpha_for(1).unwrap())
+        };
+        let (before, after) = fit(Some(ppd as f64 / 4.0));
+        assert!(after > before, "alpha at 1 step: {before} -> {after}");
+        let (before, after) = fit(None);
+        assert_eq!(
+            before, after,
+            "without a half-life the choice waits for the refit"
+        );
     }
 
     #[test]

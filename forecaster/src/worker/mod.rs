@@ -156,7 +156,7 @@ pub struct WorkerConfig {
     pub model_dir: Option<PathBuf>,
     /// Record every decision as `dry-run` whatever the policy says.
     pub force_dry_run: bool,
-    /// Hysteresis of the alerts ([`crate::alerts`]).
+    /// Hysteresis of the alerts ([`AlertConfig`](crate::AlertConfig)).
     pub alerts: AlertConfig,
     /// Apply database migrations on start.
     pub migrate: bool,
