@@ -126,7 +126,7 @@ pub struct IngestArgs {
     /// Allowed lateness of the freshness/soak phase: windows close (and their
     /// state is released) this long after they end, so a soak must outlast it
     /// to show memory staying flat.
-    #[arg(long, default_value = "10m", value_parser = prescient_dataflow::config::parse_duration)]
+    #[arg(long, default_value = "10m", value_parser = prescient_dataflow::parse_duration)]
     pub lateness: Duration,
     /// Use this broker (topics bench-ingest and bench-live with --partitions
     /// partitions, and user-events-dlq, must exist; `prescient broker` makes
@@ -212,7 +212,7 @@ fn ingest(args: IngestArgs) -> anyhow::Result<()> {
     );
     let workers = args
         .workers
-        .unwrap_or_else(prescient_dataflow::config::default_workers);
+        .unwrap_or_else(prescient_dataflow::default_workers);
     eprintln!(
         "bench ingest ({:?}): {} events over {} partitions, {workers} workers, on {machine}",
         args.profile, args.events, args.partitions

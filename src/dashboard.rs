@@ -28,7 +28,7 @@ pub struct DashboardArgs {
     pub web_dir: Option<PathBuf>,
     /// Lifetime of a login session (never past its token's expiry).
     #[arg(long, env = "PRESCIENT_DASHBOARD_SESSION_TTL", default_value = "12h",
-          value_parser = prescient_dataflow::config::parse_duration)]
+          value_parser = prescient_dataflow::parse_duration)]
     pub session_ttl: Duration,
     /// Mark session cookies Secure (when served behind HTTPS).
     #[arg(long, env = "PRESCIENT_DASHBOARD_SECURE_COOKIES")]
@@ -39,7 +39,7 @@ pub struct DashboardArgs {
     /// How often to roll final hours of metrics_minute into the hourly
     /// rollup that tenant views over days read (`0s`: never).
     #[arg(long, env = "PRESCIENT_DASHBOARD_ROLLUP_INTERVAL", default_value = "60s",
-          value_parser = prescient_dataflow::config::parse_duration)]
+          value_parser = prescient_dataflow::parse_duration)]
     pub rollup_interval: Duration,
 }
 
@@ -111,7 +111,7 @@ pub struct TokenCreateArgs {
     #[arg(long)]
     pub tenant: Option<String>,
     /// Lifetime, e.g. 30d or 12h (default: never expires).
-    #[arg(long, value_parser = prescient_dataflow::config::parse_duration)]
+    #[arg(long, value_parser = prescient_dataflow::parse_duration)]
     pub expires_in: Option<Duration>,
     /// Also print a one-time login link (valid 15 min) for a dashboard at this URL.
     #[arg(long)]

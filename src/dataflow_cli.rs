@@ -9,7 +9,7 @@ use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use prescient_dataflow::DataflowConfig;
-use prescient_dataflow::config::parse_duration;
+use prescient_dataflow::parse_duration;
 
 /// Flags of `prescient dataflow`.
 #[derive(Debug, Clone, clap::Args)]

@@ -53,7 +53,7 @@ pub struct DemoArgs {
     #[arg(long, default_value = "127.0.0.1:9184")]
     pub metrics_addr: SocketAddr,
     /// Stop after this long (default: run until Ctrl-C).
-    #[arg(long, value_parser = prescient_dataflow::config::parse_duration)]
+    #[arg(long, value_parser = prescient_dataflow::parse_duration)]
     pub duration: Option<Duration>,
     /// Seconds between status lines.
     #[arg(long, default_value_t = 5)]
@@ -78,7 +78,7 @@ pub struct DemoArgs {
     /// History produced before the live stream (event times from this long
     /// ago up to now), so forecasts and predictive decisions show at once; 0s
     /// turns it off. Trimmed to `--backfill-within`.
-    #[arg(long, default_value = "2h", value_parser = prescient_dataflow::config::parse_duration)]
+    #[arg(long, default_value = "2h", value_parser = prescient_dataflow::parse_duration)]
     pub backfill: Duration,
     /// Most records per second while backfilling; the backfill also never
     /// runs more than 100,000 records ahead of what the dataflow has read (the
@@ -88,7 +88,7 @@ pub struct DemoArgs {
     /// Trim `--backfill` (oldest part first) to the history expected to be
     /// read within this long at `--backfill-rate`, so traffic, forecasts and
     /// scaling decisions are live soon after the start; 0s keeps it whole.
-    #[arg(long, default_value = "60s", value_parser = prescient_dataflow::config::parse_duration)]
+    #[arg(long, default_value = "60s", value_parser = prescient_dataflow::parse_duration)]
     pub backfill_within: Duration,
 }
 

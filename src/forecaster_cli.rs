@@ -39,7 +39,7 @@ pub struct WorkerArgs {
     /// Bucket length of `service_minute`, as the dataflow's `--bucket`
     /// (whole minutes dividing a day) [default: the dataflow's, recorded in
     /// `ingest_frontier`; one minute while there is none].
-    #[arg(long, env = "PRESCIENT_BUCKET", value_parser = prescient_dataflow::config::parse_duration)]
+    #[arg(long, env = "PRESCIENT_BUCKET", value_parser = prescient_dataflow::parse_duration)]
     pub bucket: Option<Duration>,
     /// Seconds between fallback polls for a closed bucket (the worker wakes
     /// on `NOTIFY prescient_frontier`).

@@ -52,7 +52,7 @@ pub struct ProduceArgs {
     #[arg(long, default_value_t = 1000.0)]
     pub rate: f64,
     /// How long to produce (e.g. 30s, 10m); unbounded when neither this nor --events is given.
-    #[arg(long, value_parser = prescient_dataflow::config::parse_duration)]
+    #[arg(long, value_parser = prescient_dataflow::parse_duration)]
     pub duration: Option<Duration>,
     /// Stop after this many events.
     #[arg(long)]

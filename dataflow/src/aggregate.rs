@@ -16,7 +16,7 @@ use crate::window::{latency_value, quantile_bucket};
 
 /// The tenant and endpoint of a `metrics_minute` row.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-pub struct RowNames {
+pub(crate) struct RowNames {
     /// Tenant.
     pub tenant: String,
     /// Endpoint.
@@ -32,7 +32,7 @@ pub struct RowNames {
 /// row's key (what differential's merges do most) stops at the pointers
 /// instead of comparing the strings (see the `Ord` impl).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct MetricKey {
+pub(crate) struct MetricKey {
     /// [`hash_strs`] of (tenant, service, endpoint): compared first, so
     /// ordering rarely looks at the names.
     pub hash: u64,
@@ -50,7 +50,7 @@ pub struct MetricKey {
 
 /// Identity of a `service_minute` row, with its name.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ServiceKey {
+pub(crate) struct ServiceKey {
     /// [`hash_strs`] of the service.
     pub hash: u64,
     /// Bucket start, epoch ms.
@@ -143,7 +143,7 @@ impl Hash for ServiceKey {
 
 impl MetricKey {
     /// The `service_minute` row this row adds to.
-    pub fn service_key(&self) -> ServiceKey {
+    pub(crate) fn service_key(&self) -> ServiceKey {
         ServiceKey {
             hash: self.service_hash,
             minute: self.minute,
@@ -155,7 +155,7 @@ impl MetricKey {
 /// A 64-bit hash of strings, stable within one build of the binary (it
 /// never reaches storage: ids are only used in memory and on the wire
 /// between workers of one run).
-pub fn hash_strs(parts: &[&str]) -> u64 {
+pub(crate) fn hash_strs(parts: &[&str]) -> u64 {
     let mut h = FxHasher::default();
     for p in parts {
         p.hash(&mut h);
@@ -171,7 +171,7 @@ pub fn hash_strs(parts: &[&str]) -> u64 {
 
 /// One kind of thing an event adds to its window.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub enum Contribution {
+pub(crate) enum Contribution {
     /// One request.
     Request,
     /// One request with status ≥ 500.
@@ -193,7 +193,7 @@ pub enum Contribution {
 #[derive(
     Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
 )]
-pub struct Agg {
+pub(crate) struct Agg {
     /// Events.
     pub requests: i64,
     /// Events with status ≥ 500.
@@ -210,7 +210,7 @@ pub struct Agg {
 
 impl Agg {
     /// Latency quantiles in milliseconds.
-    pub fn latencies_ms(&self) -> [Option<f64>; 3] {
+    pub(crate) fn latencies_ms(&self) -> [Option<f64>; 3] {
         [self.p50, self.p95, self.p99].map(|b| b.map(latency_value))
     }
 }
@@ -219,7 +219,7 @@ impl Agg {
 /// measures. This is the `reduce` logic of both `metrics_minute` and
 /// `service_minute`; users may come one by one ([`Contribution::User`]) or
 /// already counted ([`Contribution::Users`], what the dataflow sends).
-pub fn aggregate(input: &[(&Contribution, isize)]) -> Agg {
+pub(crate) fn aggregate(input: &[(&Contribution, isize)]) -> Agg {
     let mut agg = Agg::default();
     let mut first_latency = None;
     let mut last_latency = 0;
@@ -253,7 +253,7 @@ pub fn aggregate(input: &[(&Contribution, isize)]) -> Agg {
 /// What one worker has added to one window: used both for the per-tick
 /// delta and for the running total it retracts when the window closes.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct WindowAcc {
+pub(crate) struct WindowAcc {
     /// Requests.
     pub requests: i64,
     /// Errors.
@@ -266,7 +266,12 @@ pub struct WindowAcc {
 
 impl WindowAcc {
     /// Adds one event.
-    pub fn add_event(&mut self, is_error: bool, latency_bucket: Option<u16>, user: Option<u64>) {
+    pub(crate) fn add_event(
+        &mut self,
+        is_error: bool,
+        latency_bucket: Option<u16>,
+        user: Option<u64>,
+    ) {
         self.requests += 1;
         self.errors += i64::from(is_error);
         if let Some(b) = latency_bucket {
@@ -278,7 +283,7 @@ impl WindowAcc {
     }
 
     /// Adds another accumulation into this one.
-    pub fn merge(&mut self, other: &WindowAcc) {
+    pub(crate) fn merge(&mut self, other: &WindowAcc) {
         self.requests += other.requests;
         self.errors += other.errors;
         for (b, n) in &other.latency {
@@ -290,7 +295,10 @@ impl WindowAcc {
     }
 
     /// The accumulation as contributions with multiplicities, each scaled by `sign`.
-    pub fn contributions(&self, sign: isize) -> impl Iterator<Item = (Contribution, isize)> + '_ {
+    pub(crate) fn contributions(
+        &self,
+        sign: isize,
+    ) -> impl Iterator<Item = (Contribution, isize)> + '_ {
         let counts = [
             (Contribution::Request, self.requests),
             (Contribution::Error, self.errors),
@@ -309,16 +317,6 @@ impl WindowAcc {
                     .iter()
                     .map(move |(u, n)| (Contribution::User(*u), *n as isize * sign)),
             )
-    }
-
-    /// Number of contributions it holds (a proxy for memory).
-    pub fn len(&self) -> usize {
-        2 + self.latency.len() + self.users.len()
-    }
-
-    /// True when nothing was added.
-    pub fn is_empty(&self) -> bool {
-        self.requests == 0
     }
 }
 

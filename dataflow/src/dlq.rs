@@ -37,12 +37,12 @@ use crate::metrics::Metrics;
 
 /// The producer's `message.max.bytes` (librdkafka's default, below the
 /// usual broker limit of 1 MiB).
-pub const PRODUCER_MAX_BYTES: usize = 1_000_000;
+pub(crate) const PRODUCER_MAX_BYTES: usize = 1_000_000;
 /// Largest dead letter (key + payload + headers) sent: the producer's limit
 /// less room for the record's framing.
-pub const MAX_DEAD_LETTER_BYTES: usize = PRODUCER_MAX_BYTES - 4_096;
+pub(crate) const MAX_DEAD_LETTER_BYTES: usize = PRODUCER_MAX_BYTES - 4_096;
 /// Longest `prescient-detail` header, in bytes.
-pub const MAX_DETAIL_BYTES: usize = 1_000;
+pub(crate) const MAX_DETAIL_BYTES: usize = 1_000;
 
 /// Dead-letter failures.
 #[derive(Debug, thiserror::Error)]
@@ -57,7 +57,7 @@ pub enum DlqError {
 
 /// A dead letter as sent: key, payload and headers.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Letter {
+pub(crate) struct Letter {
     /// Original key (cut only when it alone would not fit).
     pub key: Option<Vec<u8>>,
     /// Original payload, or its first bytes when truncated.
@@ -68,7 +68,7 @@ pub struct Letter {
 
 impl Letter {
     /// Builds the dead letter of a record, cutting it to fit `max_bytes`.
-    pub fn new(
+    pub(crate) fn new(
         key: Option<&[u8]>,
         payload: &[u8],
         source_topic: &str,
@@ -119,7 +119,8 @@ impl Letter {
     }
 
     /// Bytes of key, payload and headers.
-    pub fn size(&self) -> usize {
+    #[cfg(test)]
+    fn size(&self) -> usize {
         self.key.as_ref().map_or(0, Vec::len)
             + self.payload.len()
             + self
@@ -132,7 +133,7 @@ impl Letter {
 
 /// Collects delivery reports: (letter id, delivered?).
 #[derive(Default)]
-pub struct Deliveries {
+pub(crate) struct Deliveries {
     reports: Mutex<Vec<(u64, Result<(), KafkaError>)>>,
     oauth: prescient_connect::OAuth,
 }
@@ -157,7 +158,7 @@ impl ProducerContext for Deliveries {
 }
 
 /// A producer of dead letters for one worker.
-pub struct DeadLetters {
+pub(crate) struct DeadLetters {
     producer: BaseProducer<Deliveries>,
     topic: String,
     source_topic: String,
@@ -171,7 +172,7 @@ pub struct DeadLetters {
 
 impl DeadLetters {
     /// A producer to `topic` on `brokers`; records say they came from `source_topic`.
-    pub fn new(
+    pub(crate) fn new(
         brokers: &str,
         security: &prescient_connect::KafkaSecurity,
         topic: &str,
@@ -205,7 +206,7 @@ impl DeadLetters {
     }
 
     /// Queues a dead letter for `payload` (from `partition`/`offset`).
-    pub fn send(
+    pub(crate) fn send(
         &mut self,
         key: Option<&[u8]>,
         payload: &[u8],
@@ -278,7 +279,7 @@ impl DeadLetters {
     /// Waits until every queued dead letter is acknowledged, re-sending the
     /// ones the broker refused and waiting while it is away, so that
     /// offsets are only committed past records whose dead letters are safe.
-    pub fn flush(&mut self) {
+    pub(crate) fn flush(&mut self) {
         let mut warned: Option<Instant> = None;
         let mut delays = backoff::exponential(Duration::from_millis(50), Duration::from_secs(2));
         while !self.pending.is_empty() {

@@ -15,8 +15,8 @@
 //! Exactly once: the offsets a batch of row changes covers are written in
 //! the same transaction as those changes, and a restart seeks to them; the
 //! state of windows still open is rebuilt by re-reading from the stored
-//! replay offsets, so rows are recomputed, not added to. See
-//! [`source`] and [`sink`].
+//! replay offsets, so rows are recomputed, not added to (see `source.rs`
+//! and `sink.rs`, and `docs/dataflow.md`).
 //!
 //! ```no_run
 //! use prescient_dataflow::{DataflowConfig, run};
@@ -27,15 +27,15 @@
 //! run(config, prometheus::Registry::new()).expect("dataflow failed");
 //! ```
 
-pub mod aggregate;
-pub mod config;
-pub mod dlq;
-pub mod metrics;
-pub mod offsets;
-pub mod progress;
-pub mod sink;
-pub mod source;
-pub mod window;
+mod aggregate;
+mod config;
+mod dlq;
+mod metrics;
+mod offsets;
+mod progress;
+mod sink;
+mod source;
+mod window;
 
 use std::cell::Cell;
 use std::rc::Rc;
@@ -51,7 +51,7 @@ use timely::dataflow::operators::vec::{Broadcast, Map};
 use timely::dataflow::operators::{Concat, Exchange, Probe};
 use timely::{CommunicationConfig, WorkerConfig};
 
-pub use config::DataflowConfig;
+pub use config::{DataflowConfig, default_workers, parse_duration};
 pub use metrics::Metrics;
 
 use crate::aggregate::{Agg, Contribution, aggregate};

@@ -34,7 +34,7 @@ pub enum OffsetsError {
 
 /// Stored progress of a topic.
 #[derive(Debug, Clone, Default)]
-pub struct ResumeState {
+pub(crate) struct ResumeState {
     /// Per partition, what was stored (idle is always false here).
     pub partitions: FxHashMap<i32, PartitionProgress>,
     /// Stored event-time frontier.
@@ -46,7 +46,7 @@ type OffsetRow = (i32, i64, Option<i64>, i64, Option<i64>);
 
 /// Loads the stored progress of `topic`, recording `windows` on first use and
 /// refusing to mix rows made with different window settings.
-pub async fn load(
+pub(crate) async fn load(
     pool: &PgPool,
     topic: &str,
     windows: Windows,

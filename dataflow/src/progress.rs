@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 /// A partition's progress as its worker reports it at the end of a tick.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PartitionProgress {
+pub(crate) struct PartitionProgress {
     /// Kafka partition.
     pub partition: i32,
     /// Next offset to read.
@@ -32,7 +32,7 @@ pub struct PartitionProgress {
 
 impl PartitionProgress {
     /// What is stored, i.e. everything but the idle flag.
-    pub fn stored_eq(&self, other: &PartitionProgress) -> bool {
+    pub(crate) fn stored_eq(&self, other: &PartitionProgress) -> bool {
         (
             self.next_offset,
             self.watermark_ms,
@@ -51,14 +51,14 @@ impl PartitionProgress {
 
 /// Latest progress of every partition, and the frontier.
 #[derive(Debug, Clone, Default)]
-pub struct FrontierTracker {
+pub(crate) struct FrontierTracker {
     partitions: BTreeMap<i32, PartitionProgress>,
     frontier: Option<i64>,
 }
 
 impl FrontierTracker {
     /// A tracker starting from a stored frontier.
-    pub fn new(frontier: Option<i64>) -> Self {
+    pub(crate) fn new(frontier: Option<i64>) -> Self {
         FrontierTracker {
             partitions: BTreeMap::new(),
             frontier,
@@ -66,19 +66,19 @@ impl FrontierTracker {
     }
 
     /// Records a partition's latest progress.
-    pub fn update(&mut self, p: PartitionProgress) {
+    pub(crate) fn update(&mut self, p: PartitionProgress) {
         self.partitions.insert(p.partition, p);
     }
 
     /// Every partition's latest progress.
-    pub fn partitions(&self) -> &BTreeMap<i32, PartitionProgress> {
+    pub(crate) fn partitions(&self) -> &BTreeMap<i32, PartitionProgress> {
         &self.partitions
     }
 
     /// Recomputes and returns the frontier: the minimum watermark of the
     /// non-idle partitions (none while one of them has no data yet), or
     /// the maximum when all are idle; never lower than before.
-    pub fn advance(&mut self) -> Option<i64> {
+    pub(crate) fn advance(&mut self) -> Option<i64> {
         let mut active = self.partitions.values().filter(|p| !p.idle).peekable();
         let candidate = if active.peek().is_none() {
             self.partitions
@@ -96,7 +96,7 @@ impl FrontierTracker {
     }
 
     /// The frontier as of the last [`FrontierTracker::advance`].
-    pub fn frontier(&self) -> Option<i64> {
+    pub(crate) fn frontier(&self) -> Option<i64> {
         self.frontier
     }
 }

@@ -40,7 +40,7 @@ use crate::progress::{FrontierTracker, PartitionProgress};
 
 /// What reaches the commit operator.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub enum SinkMsg {
+pub(crate) enum SinkMsg {
     /// A change of a `metrics_minute` row (+1 new value, -1 old value).
     Metric(MetricKey, Agg, isize),
     /// A change of a `service_minute` row.
@@ -55,7 +55,7 @@ pub enum SinkMsg {
 
 /// A `metrics_minute` row to upsert.
 #[derive(Debug, Clone, PartialEq)]
-pub struct MetricRow {
+pub(crate) struct MetricRow {
     /// Tenant.
     pub tenant: String,
     /// Service.
@@ -70,7 +70,7 @@ pub struct MetricRow {
 
 /// A `service_minute` row to upsert.
 #[derive(Debug, Clone, PartialEq)]
-pub struct ServiceRow {
+pub(crate) struct ServiceRow {
     /// Service.
     pub service: String,
     /// Bucket start, epoch ms.
@@ -81,7 +81,7 @@ pub struct ServiceRow {
 
 /// One transaction's worth of changes.
 #[derive(Debug, Default)]
-pub struct CommitBatch {
+pub(crate) struct CommitBatch {
     /// Last tick covered.
     pub time: u64,
     /// Changed metric rows.
@@ -100,7 +100,7 @@ pub struct CommitBatch {
 
 impl CommitBatch {
     /// Folds a later batch into this one (later values win).
-    pub fn merge(&mut self, later: CommitBatch) {
+    pub(crate) fn merge(&mut self, later: CommitBatch) {
         self.time = self.time.max(later.time);
         for (k, row) in later.metrics {
             keep_larger(&mut self.metrics, k, row, |r| r.agg.requests);
@@ -117,22 +117,22 @@ impl CommitBatch {
     }
 
     /// Rows it writes.
-    pub fn rows(&self) -> usize {
+    pub(crate) fn rows(&self) -> usize {
         self.metrics.len() + self.services.len() + self.offsets.len() + self.dead_letters.len()
     }
 
     /// Accepted events it covers.
-    pub fn events(&self) -> u64 {
+    pub(crate) fn events(&self) -> u64 {
         self.created.iter().map(|(_, n)| n).sum()
     }
 
     /// Dead letters it covers.
-    pub fn rejected(&self) -> u64 {
+    pub(crate) fn rejected(&self) -> u64 {
         self.dead_letters.values().sum()
     }
 
     /// The newest bucket among its rows.
-    pub fn newest_minute(&self) -> Option<i64> {
+    pub(crate) fn newest_minute(&self) -> Option<i64> {
         let m = self.metrics.values().map(|r| r.minute_ms);
         m.chain(self.services.values().map(|r| r.minute_ms)).max()
     }
@@ -186,7 +186,7 @@ fn bind_measures<'q, 'a>(
 /// True for errors retrying cannot fix because of the data itself:
 /// SQLSTATE classes 22 (data exception, e.g. a character the encoding
 /// refuses), 23 (integrity constraint) and 54 (program limit exceeded).
-pub fn is_data_error(e: &sqlx::Error) -> bool {
+pub(crate) fn is_data_error(e: &sqlx::Error) -> bool {
     match e {
         sqlx::Error::Database(db) => db
             .code()
@@ -320,7 +320,7 @@ impl<'a> TableRows<'a> {
 
 /// This wall-clock minute's pipeline figures (`ingest_stats_minute`).
 #[derive(Debug, Clone, Default)]
-pub struct MinuteStats {
+pub(crate) struct MinuteStats {
     /// The minute, epoch ms.
     pub minute_ms: i64,
     /// Records read (accepted + rejected, replays excluded).
@@ -343,7 +343,7 @@ pub struct MinuteStats {
 /// frontier and this minute's stats, then `NOTIFY`s. With `isolate`, rows
 /// PostgreSQL refuses for a data reason are found by bisection and left
 /// out (described in `dropped`) instead of failing the transaction.
-pub async fn write_batch(
+pub(crate) async fn write_batch(
     pool: &PgPool,
     topic: &str,
     b: &CommitBatch,
@@ -460,7 +460,7 @@ struct WriterState {
 /// next transaction, and under load the next commit waits a few times as
 /// long as the last one took (at most [`MAX_COMMIT_SPACING`]), so a row
 /// that keeps changing is written once per commit, not once per tick.
-pub struct Writer {
+pub(crate) struct Writer {
     state: Mutex<WriterState>,
     wake: tokio::sync::Notify,
     committed: AtomicU64,
@@ -468,10 +468,10 @@ pub struct Writer {
 }
 
 /// Longest wait between the starts of two commits under load.
-pub const MAX_COMMIT_SPACING: Duration = Duration::from_secs(1);
+pub(crate) const MAX_COMMIT_SPACING: Duration = Duration::from_secs(1);
 /// Under load, a commit starts no sooner than this many times the previous
 /// commit's duration after the previous one started.
-pub const COMMIT_SPACING_FACTOR: u32 = 4;
+pub(crate) const COMMIT_SPACING_FACTOR: u32 = 4;
 
 /// What the writer task keeps between commits.
 struct WriterTask {
@@ -582,7 +582,7 @@ impl WriterTask {
 
 impl Writer {
     /// Starts the writer task on `runtime`.
-    pub fn start(
+    pub(crate) fn start(
         runtime: &tokio::runtime::Handle,
         pool: PgPool,
         topic: String,
@@ -607,7 +607,7 @@ impl Writer {
     }
 
     /// Queues a batch.
-    pub fn submit(&self, batch: CommitBatch) {
+    pub(crate) fn submit(&self, batch: CommitBatch) {
         self.state
             .lock()
             .expect("writer lock")
@@ -617,18 +617,18 @@ impl Writer {
     }
 
     /// Every tick below this is committed.
-    pub fn committed_below(&self) -> u64 {
+    pub(crate) fn committed_below(&self) -> u64 {
         self.committed.load(Ordering::Acquire)
     }
 
     /// No more batches will come; the task ends once the queue is empty.
-    pub fn close(&self) {
+    pub(crate) fn close(&self) {
         self.state.lock().expect("writer lock").closed = true;
         self.wake.notify_one();
     }
 
     /// True once closed and everything is committed.
-    pub fn is_done(&self) -> bool {
+    pub(crate) fn is_done(&self) -> bool {
         self.done.load(Ordering::Acquire)
     }
 
@@ -763,7 +763,7 @@ impl CommitState {
 /// progress broadcast). `writer` is `Some` on worker 0 only. Every worker
 /// publishes the frontier into `frontier`. The returned stream carries no
 /// data: probe it to see which ticks are committed.
-pub fn commit<'scope>(
+pub(crate) fn commit<'scope>(
     input: StreamVec<'scope, u64, SinkMsg>,
     writer: Option<Arc<Writer>>,
     frontier: Rc<Cell<Option<i64>>>,

@@ -59,7 +59,7 @@ pub enum SourceError {
 
 /// What the source emits.
 #[derive(Debug, Clone)]
-pub enum SourceMsg {
+pub(crate) enum SourceMsg {
     /// A change to differential's input collection of `metrics_minute` rows.
     Data(((MetricKey, Contribution), u64, isize)),
     /// A change to the input collection of `service_minute` rows: the same
@@ -73,7 +73,7 @@ pub enum SourceMsg {
 
 /// Source settings.
 #[derive(Debug, Clone)]
-pub struct SourceSettings {
+pub(crate) struct SourceSettings {
     /// Bootstrap servers.
     pub brokers: String,
     /// TLS/SASL settings.
@@ -101,7 +101,7 @@ pub struct SourceSettings {
 }
 
 /// Everything [`kafka_source`] needs for one worker.
-pub struct SourceContext {
+pub(crate) struct SourceContext {
     /// Settings shared by every worker.
     pub settings: SourceSettings,
     /// This worker's index.
@@ -123,7 +123,7 @@ pub struct SourceContext {
 }
 
 /// The partitions worker `index` of `peers` reads out of `count`.
-pub fn assignment(count: i32, index: usize, peers: usize) -> impl Iterator<Item = i32> {
+pub(crate) fn assignment(count: i32, index: usize, peers: usize) -> impl Iterator<Item = i32> {
     (0..count).filter(move |p| *p as usize % peers == index)
 }
 
@@ -131,7 +131,7 @@ pub fn assignment(count: i32, index: usize, peers: usize) -> impl Iterator<Item 
 type Ends = Arc<Mutex<FxHashMap<i32, i64>>>;
 
 /// Keeps librdkafka's view of partition ends and logs client errors.
-pub struct SourceContextClient {
+pub(crate) struct SourceContextClient {
     topic: String,
     ends: Ends,
     oauth: prescient_connect::OAuth,
@@ -701,9 +701,9 @@ fn now_tick(tick_ms: u64) -> u64 {
 /// them, fewer reductions, fewer and larger commits, each changed row
 /// written once per commit). Not behind, it ends every tick, which keeps
 /// freshness low.
-pub const BEHIND_RECORDS: i64 = 50_000;
+pub(crate) const BEHIND_RECORDS: i64 = 50_000;
 /// Ticks (of `--tick`) a worker's tick lasts while it is behind.
-pub const BEHIND_TICKS: u32 = 10;
+pub(crate) const BEHIND_TICKS: u32 = 10;
 
 /// The source operator's own state between activations.
 struct OperatorState {
@@ -715,7 +715,7 @@ struct OperatorState {
 }
 
 /// Builds the source operator for this worker.
-pub fn kafka_source<'scope>(
+pub(crate) fn kafka_source<'scope>(
     scope: Scope<'scope, u64>,
     ctx: SourceContext,
 ) -> Result<StreamVec<'scope, u64, SourceMsg>, SourceError> {

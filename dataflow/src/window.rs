@@ -43,11 +43,11 @@ impl Windows {
 }
 
 /// Relative accuracy of the latency histogram.
-pub const LATENCY_ALPHA: f64 = 0.01;
+pub(crate) const LATENCY_ALPHA: f64 = 0.01;
 /// Latencies below this (ms) go to bucket 0 and read back as 0.
-pub const LATENCY_MIN_MS: f64 = 1e-3;
+pub(crate) const LATENCY_MIN_MS: f64 = 1e-3;
 /// Latencies above this (ms) are clamped to it (about 11.6 days).
-pub const LATENCY_MAX_MS: f64 = 1e9;
+pub(crate) const LATENCY_MAX_MS: f64 = 1e9;
 const INDEX_OFFSET: i32 = 1000;
 
 fn gamma() -> f64 {
@@ -55,7 +55,7 @@ fn gamma() -> f64 {
 }
 
 /// Histogram bucket of a latency in milliseconds.
-pub fn latency_bucket(ms: f64) -> u16 {
+pub(crate) fn latency_bucket(ms: f64) -> u16 {
     if ms.is_nan() || ms < LATENCY_MIN_MS {
         return 0;
     }
@@ -66,7 +66,7 @@ pub fn latency_bucket(ms: f64) -> u16 {
 
 /// The value a bucket reads back as: within [`LATENCY_ALPHA`] of every
 /// latency that falls into it.
-pub fn latency_value(bucket: u16) -> f64 {
+pub(crate) fn latency_value(bucket: u16) -> f64 {
     if bucket == 0 {
         return 0.0;
     }
@@ -77,7 +77,7 @@ pub fn latency_value(bucket: u16) -> f64 {
 
 /// Nearest-rank quantile `q` (0 < q ≤ 1) of a histogram given as
 /// `(bucket, count)` pairs sorted by bucket. `None` when it is empty.
-pub fn quantile_bucket<'a>(
+pub(crate) fn quantile_bucket<'a>(
     sorted: impl IntoIterator<Item = (&'a u16, i64)> + Clone,
     q: f64,
 ) -> Option<u16> {
