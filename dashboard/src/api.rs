@@ -635,15 +635,15 @@ async fn series_of(
             // Whole-hour buckets read the hourly rollup up to where it has
             // got and the raw minutes after; other buckets read raw minutes
             // only. Both give the same partial sums (see `rollup`).
-            let use_rollup = range.bucket_s.rem_euclid(3600) == 0;
+            // `$6`: the rollup's state row, or NULL (no row: read raw minutes only).
+            let rollup = (range.bucket_s.rem_euclid(3600) == 0).then_some(crate::rollup::STATE);
             sqlx::query_as(concat!(
                 "WITH RECURSIVE e AS (",
                 crate::rollup::endpoints_of!(),
                 "),
                  r AS (
-                   SELECT CASE WHEN $6 THEN coalesce(
-                            (SELECT rolled_until FROM dashboard_rollup_state WHERE name = 'tenant_service_hour'),
-                            '-infinity') ELSE '-infinity' END AS until),
+                   SELECT coalesce((SELECT rolled_until FROM dashboard_rollup_state WHERE name = $6),
+                                   '-infinity') AS until),
                  m AS (
                    SELECT minute, ",
                 crate::rollup::minute_sums!(),
@@ -672,7 +672,7 @@ async fn series_of(
             .bind(at(range.to_ms))
             .bind(range.bucket_s as f64)
             .bind(t)
-            .bind(use_rollup)
+            .bind(rollup)
             .fetch_all(pool)
             .await?
         }

@@ -24,7 +24,7 @@ use sqlx::PgPool;
 use crate::metrics::Metrics;
 
 /// The state row's name in `dashboard_rollup_state`.
-const STATE: &str = "tenant_service_hour";
+pub(crate) const STATE: &str = "tenant_service_hour";
 
 /// Per-minute sums over a tenant's endpoints of a service, from
 /// `metrics_minute` (a select list; group by minute).
@@ -164,6 +164,7 @@ pub async fn roll_up(pool: &PgPool, metrics: Option<&Metrics>) -> Result<Rolled,
         hours += 1;
         reached = Some(to);
         if let Some(m) = metrics {
+            // Per hour, so a long catch-up shows its progress.
             m.rollup_hours.inc();
             m.rollup_until.set(to.timestamp());
         }
@@ -179,6 +180,10 @@ pub async fn roll_up(pool: &PgPool, metrics: Option<&Metrics>) -> Result<Rolled,
     }
     if hours > 0 {
         tracing::debug!(hours, "rolled up final hours of metrics_minute");
+    }
+    // Also when there was nothing to roll (e.g. just after a restart).
+    if let (Some(m), Some(reached)) = (metrics, reached) {
+        m.rollup_until.set(reached.timestamp());
     }
     Ok(Rolled {
         hours,
