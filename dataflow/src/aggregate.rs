@@ -12,7 +12,7 @@ use std::sync::Arc;
 use rustc_hash::{FxHashMap, FxHasher};
 use serde::{Deserialize, Serialize};
 
-use crate::window::{latency_value, quantile_bucket};
+use crate::window::latency_value;
 
 /// The tenant and endpoint of a `metrics_minute` row.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -179,14 +179,8 @@ pub(crate) enum Contribution {
     /// One latency sample in this histogram bucket.
     Latency(u16),
     /// A user, by hash of (tenant, user); counted once whatever its
-    /// multiplicity. The dataflow turns a row's users into one [`Users`]
-    /// before its reduction (see `reduce_rows` in the crate root).
-    ///
-    /// [`Users`]: Contribution::Users
+    /// multiplicity (if positive).
     User(u64),
-    /// The number of distinct users of the row, counted outside the
-    /// reduction; added to [`Agg::active_users`] (times its multiplicity, 1).
-    Users(i64),
 }
 
 /// The measures of one row.
@@ -216,9 +210,10 @@ impl Agg {
 }
 
 /// Reduces a window's contributions (sorted, with multiplicities) to its
-/// measures. This is the `reduce` logic of both `metrics_minute` and
-/// `service_minute`; users may come one by one ([`Contribution::User`]) or
-/// already counted ([`Contribution::Users`], what the dataflow sends).
+/// measures: what `crate::rows::row_totals` maintains incrementally for
+/// both `metrics_minute` and `service_minute`, and the reference its test
+/// checks it against (differential's `reduce` with this logic).
+#[cfg(test)]
 pub(crate) fn aggregate(input: &[(&Contribution, isize)]) -> Agg {
     let mut agg = Agg::default();
     let mut first_latency = None;
@@ -233,7 +228,6 @@ pub(crate) fn aggregate(input: &[(&Contribution, isize)]) -> Agg {
                 last_latency = i + 1;
             }
             Contribution::User(_) => agg.active_users += i64::from(n > 0),
-            Contribution::Users(users) => agg.active_users += users * n,
         }
     }
     if let Some(first) = first_latency {
@@ -243,9 +237,9 @@ pub(crate) fn aggregate(input: &[(&Contribution, isize)]) -> Agg {
                 Contribution::Latency(b) => Some((b, *n as i64)),
                 _ => None,
             });
-        agg.p50 = quantile_bucket(hist.clone(), 0.50);
-        agg.p95 = quantile_bucket(hist.clone(), 0.95);
-        agg.p99 = quantile_bucket(hist, 0.99);
+        agg.p50 = crate::window::quantile_bucket(hist.clone(), 0.50);
+        agg.p95 = crate::window::quantile_bucket(hist.clone(), 0.95);
+        agg.p99 = crate::window::quantile_bucket(hist, 0.99);
     }
     agg
 }
@@ -366,25 +360,6 @@ mod tests {
         }
         assert!(all.values().all(|n| *n == 0));
         assert_eq!(reduce(&WindowAcc::default()), Agg::default());
-    }
-
-    #[test]
-    fn a_counted_user_contribution_gives_the_same_row_as_the_users() {
-        let mut acc = WindowAcc::default();
-        for i in 0..50u16 {
-            acc.add_event(i % 5 == 0, Some(900 + i % 3), Some(u64::from(i % 11)));
-        }
-        let by_user = reduce(&acc);
-        // What the dataflow sends: everything but the users, and their count.
-        let mut v: Vec<(Contribution, isize)> = acc
-            .contributions(1)
-            .filter(|(c, _)| !matches!(c, Contribution::User(_)))
-            .chain([(Contribution::Users(acc.users.len() as i64), 1)])
-            .collect();
-        v.sort();
-        let refs: Vec<(&Contribution, isize)> = v.iter().map(|(c, n)| (c, *n)).collect();
-        assert_eq!(aggregate(&refs), by_user);
-        assert_eq!(by_user.active_users, 11);
     }
 
     fn key(hash: u64, minute: i64, service: &str, tenant: &str, endpoint: &str) -> MetricKey {

@@ -5,8 +5,8 @@
 //!
 //! ```text
 //! KafkaSource (this worker's partitions: parse, validate, watermark, pre-aggregate per tick)
-//!   ├─ contributions ──▶ reduce by (tenant, service, endpoint, bucket) ─┐  (names in the key)
-//!   ├─ service contributions ─▶ reduce by (service, bucket) ────────────┤ changed rows → worker 0
+//!   ├─ contributions ──▶ row totals by (tenant, service, endpoint, bucket) ┐ (names in the key)
+//!   ├─ service contributions ─▶ row totals by (service, bucket) ─────────┤ changed rows → worker 0
 //!   ├─ progress per partition ─────────────────────── broadcast ────────┤
 //!   └─ event timestamps, dead-letter counts ────────────────────────────┴▶ Commit (frontier; on
 //!      worker 0: one transaction per commit: rows + dead letters + ingest_offsets + frontier + stats)
@@ -33,6 +33,7 @@ mod dlq;
 mod metrics;
 mod offsets;
 mod progress;
+mod rows;
 mod sink;
 mod source;
 mod window;
@@ -42,8 +43,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use differential_dataflow::operators::{CountTotal, ThresholdTotal};
-use differential_dataflow::{AsCollection, VecCollection};
+use differential_dataflow::AsCollection;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use sqlx::postgres::PgPoolOptions;
 use timely::dataflow::operators::probe::Handle as ProbeHandle;
@@ -54,7 +54,7 @@ use timely::{CommunicationConfig, WorkerConfig};
 pub use config::{DataflowConfig, default_workers, parse_duration};
 pub use metrics::Metrics;
 
-use crate::aggregate::{Agg, Contribution, aggregate};
+use crate::rows::row_totals;
 use crate::sink::{SinkMsg, Writer};
 use crate::source::{SourceContext, SourceMsg, SourceSettings, kafka_source};
 
@@ -149,47 +149,6 @@ fn partition_count(config: &DataflowConfig) -> Result<i32, DataflowError> {
         }
         std::thread::sleep(Duration::from_millis(500));
     }
-}
-
-/// Reduces contributions to rows, keeping the per-tick work of a row
-/// bounded by its latency histogram rather than by its users.
-///
-/// `reduce` recomputes a key from its whole input every time the key
-/// changes, so users are kept out of it: `(row, user)` pairs go through
-/// a distinct threshold and their number per row through `count_total` (both
-/// O(changes): they look up only the changed keys' accumulated counts),
-/// and that number enters the row's reduction as one
-/// [`Contribution::Users`]. A row's reduction then reads at most its
-/// request and error counts, its latency buckets (a few hundred) and one user
-/// count, however many users it has. Every operator runs at the same
-/// timestamps, so the row is consistent at every time, as before.
-fn reduce_rows<'s, K>(
-    contributions: VecCollection<'s, u64, (K, Contribution)>,
-    name: &str,
-) -> VecCollection<'s, u64, (K, Agg)>
-where
-    K: differential_dataflow::ExchangeData + std::hash::Hash,
-{
-    let users = contributions
-        .clone()
-        .flat_map(|(k, c)| match c {
-            Contribution::User(u) => Some((k, u)),
-            _ => None,
-        })
-        // Not `distinct_total`: in differential 0.25 it thresholds every
-        // count to 1, zero included, so a pair whose count drops to 0 is
-        // never retracted, and neither are its row's user count and row:
-        // state grew with every row ever seen (issue 9's soak).
-        .threshold_total(|_, n: &isize| isize::from(*n > 0))
-        .map(|(k, _user)| k)
-        .count_total()
-        .map(|(k, n)| (k, Contribution::Users(n as i64)));
-    contributions
-        .filter(|(_, c)| !matches!(c, Contribution::User(_)))
-        .concat(users)
-        .reduce_named(name, |_key, input, output| {
-            output.push((aggregate(input), 1isize))
-        })
 }
 
 /// Runs the dataflow until it is interrupted (or, with
@@ -322,8 +281,9 @@ pub fn run_with(
                     SourceMsg::Data(_) | SourceMsg::Sink(_) => None,
                 })
                 .as_collection();
-            let metric_rows = reduce_rows(contributions, "MetricsMinute");
-            let service_rows = reduce_rows(service_contributions, "ServiceMinute");
+            let held = worker_metrics.rows_held.clone();
+            let metric_rows = row_totals(contributions, "MetricsMinute", held.clone());
+            let service_rows = row_totals(service_contributions, "ServiceMinute", held);
             let rows = metric_rows
                 .inner
                 .map(|((k, agg), _t, diff)| SinkMsg::Metric(k, agg, diff))
@@ -375,115 +335,4 @@ pub fn run_with(
     }
     tracing::info!("dataflow stopped");
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use std::cell::RefCell;
-
-    use differential_dataflow::input::InputSession;
-    use differential_dataflow::logging::{DifferentialEvent, DifferentialEventBuilder};
-    use timely::dataflow::operators::Probe;
-
-    use super::*;
-
-    /// Records held by every arrangement of `reduce_rows` at the end of a
-    /// run where `rows_per_tick` new rows open each tick and every row is
-    /// retracted `open_ticks` ticks later (a window closing), for `ticks`
-    /// ticks; counted from differential's arrangement log (batches in,
-    /// merges completed, batches dropped).
-    fn records_held_after_churn(ticks: u64, rows_per_tick: u64, open_ticks: u64) -> i64 {
-        let config = timely::Config {
-            communication: CommunicationConfig::Thread,
-            worker: WorkerConfig::default(),
-        };
-        let held = timely::execute(config, move |worker| {
-            let held = Rc::new(RefCell::new(0i64));
-            let counter = held.clone();
-            worker
-                .log_register()
-                .expect("logging")
-                .insert::<DifferentialEventBuilder, _>(
-                    "differential/arrange",
-                    move |_time, data| {
-                        let Some(data) = data else { return };
-                        let mut n = counter.borrow_mut();
-                        for (_, event) in data.iter() {
-                            match event {
-                                DifferentialEvent::Batch(b) => *n += b.length as i64,
-                                DifferentialEvent::Merge(m) => {
-                                    if let Some(done) = m.complete {
-                                        *n += done as i64 - m.length1 as i64 - m.length2 as i64;
-                                    }
-                                }
-                                DifferentialEvent::Drop(d) => *n -= d.length as i64,
-                                _ => {}
-                            }
-                        }
-                    },
-                );
-            let mut input = InputSession::<u64, ((u64, i64), Contribution), isize>::new();
-            let probe = worker.dataflow::<u64, _, _>(|scope| {
-                reduce_rows(input.to_collection(scope), "Churn")
-                    .inner
-                    .probe()
-                    .0
-            });
-            let row = |tick: u64, i: u64| {
-                let key = (tick * rows_per_tick + i, tick as i64);
-                [
-                    (key, Contribution::Request),
-                    (key, Contribution::Latency(1000 + (i % 50) as u16)),
-                    (key, Contribution::User(i % 7)),
-                ]
-            };
-            for tick in 0..ticks {
-                for i in 0..rows_per_tick {
-                    row(tick, i).into_iter().for_each(|c| input.insert(c));
-                    if tick >= open_ticks {
-                        row(tick - open_ticks, i)
-                            .into_iter()
-                            .for_each(|c| input.remove(c));
-                    }
-                }
-                input.advance_to(tick + 1);
-                input.flush();
-                while probe.less_than(&(tick + 1)) {
-                    worker.step();
-                }
-            }
-            // Give idle merging (if any) the same few steps in both cases.
-            for _ in 0..100 {
-                worker.step();
-            }
-            // The log is flushed when the logger is dropped.
-            drop(
-                worker
-                    .log_register()
-                    .expect("logging")
-                    .remove("differential/arrange"),
-            );
-            *held.borrow()
-        })
-        .expect("timely")
-        .join();
-        held.into_iter().map(|r| r.expect("worker")).sum()
-    }
-
-    /// Issue 9's soak at a small scale, without Kafka or PostgreSQL: rows
-    /// open and close at a constant rate, so the live state is constant
-    /// and what the arrangements hold must be too. With `distinct_total`
-    /// for the users it grew by about 3 records per row ever opened
-    /// (75,800 after 100 ticks, 134,200 after 200, for 1,000 live rows):
-    /// closed rows' users were never retracted.
-    #[test]
-    fn arrangements_stay_bounded_at_key_churn() {
-        let short = records_held_after_churn(100, 200, 5);
-        let long = records_held_after_churn(200, 200, 5);
-        eprintln!("records held: {short} after 100 ticks, {long} after 200");
-        assert!(
-            long <= short + short / 5,
-            "arrangements hold {short} records after 100 ticks and {long} after 200, for the same 1,000 live rows"
-        );
-    }
 }

@@ -37,6 +37,9 @@ pub struct Metrics {
     pub frontier_ms: IntGauge,
     /// `prescient_keys_held`: open windows held in memory (per row key).
     pub keys_held: IntGauge,
+    /// `prescient_rows_held`: rows (`metrics_minute` and `service_minute`)
+    /// whose totals the dataflow holds; released when their window closes.
+    pub rows_held: IntGauge,
     /// `prescient_freshness_seconds`: event produced (Kafka timestamp) → its row committed.
     pub freshness: Histogram,
     /// Same as `freshness` at millisecond resolution, for `prescient bench`.
@@ -170,6 +173,11 @@ impl Metrics {
             keys_held: register_int_gauge_with_registry!(
                 "prescient_keys_held",
                 "Open windows held in memory",
+                registry
+            )?,
+            rows_held: register_int_gauge_with_registry!(
+                "prescient_rows_held",
+                "Rows whose totals the dataflow holds in memory (released when their window closes)",
                 registry
             )?,
             freshness: register_histogram_with_registry!(
