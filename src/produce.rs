@@ -108,6 +108,10 @@ pub struct ProduceArgs {
     /// Seed of every random choice.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+    /// How long the producer gathers records into a batch per partition
+    /// (librdkafka `linger.ms`): longer makes fewer, larger batches.
+    #[arg(long, default_value_t = 5)]
+    pub linger_ms: u64,
     /// Replay a `timestamp,value` CSV as per-interval request volume of one service.
     #[arg(long)]
     pub replay: Option<PathBuf>,
@@ -317,11 +321,11 @@ impl Generator {
     }
 }
 
-/// A producer tuned for throughput.
-pub fn producer(brokers: &str) -> Result<BaseProducer, KafkaError> {
+/// A producer tuned for throughput, batching for `linger_ms`.
+pub fn producer(brokers: &str, linger_ms: u64) -> Result<BaseProducer, KafkaError> {
     ClientConfig::new()
         .set("bootstrap.servers", brokers)
-        .set("linger.ms", "5")
+        .set("linger.ms", linger_ms.to_string())
         .set("batch.num.messages", "10000")
         .set("queue.buffering.max.messages", "1000000")
         .set("queue.buffering.max.kbytes", "1048576")
@@ -370,7 +374,7 @@ pub fn run(
     if args.rate.is_nan() || args.rate <= 0.0 {
         return Err(ProduceError::Invalid("--rate must be positive".into()));
     }
-    let producer = producer(&args.brokers)?;
+    let producer = producer(&args.brokers, args.linger_ms)?;
     let started = Instant::now();
     let mut sent = 0u64;
     let mut last_report = Instant::now();
@@ -519,7 +523,7 @@ pub fn backfill(
     args.start = Some(start);
     // Another stream than the live one's (same shape, other draws).
     args.seed = args.seed.wrapping_add(0x5eed);
-    let producer = producer(&args.brokers)?;
+    let producer = producer(&args.brokers, args.linger_ms)?;
     let mut generator = Generator::new(&args);
     let started = Instant::now();
     let mut sent = 0u64;

@@ -53,6 +53,7 @@ use timely::{CommunicationConfig, WorkerConfig};
 
 pub use config::{DataflowConfig, default_workers, parse_duration};
 pub use metrics::Metrics;
+pub use source::CONSUMER_READ_AHEAD;
 
 use crate::rows::row_totals;
 use crate::sink::{SinkMsg, Writer};

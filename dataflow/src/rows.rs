@@ -233,10 +233,7 @@ mod tests {
     /// Runs `ticks` (each a list of contribution changes) through
     /// [`row_totals`] and through differential's `reduce`, on `workers`
     /// threads, and returns both outputs, consolidated per timestamp.
-    fn both(
-        ticks: Vec<Vec<(Key, Contribution, isize)>>,
-        workers: usize,
-    ) -> (Output, Output) {
+    fn both(ticks: Vec<Vec<(Key, Contribution, isize)>>, workers: usize) -> (Output, Output) {
         both_holding(
             ticks,
             workers,

@@ -288,6 +288,9 @@ impl KafkaSource {
             .set("auto.offset.reset", "earliest")
             .set("fetch.wait.max.ms", "20")
             .set("statistics.interval.ms", "1000");
+        for (k, v) in CONSUMER_READ_AHEAD {
+            config.set(k, v);
+        }
         let consumer: BaseConsumer<SourceContextClient> = settings
             .security
             .apply(&mut config)
@@ -694,6 +697,19 @@ impl Processor {
 fn now_tick(tick_ms: u64) -> u64 {
     (chrono::Utc::now().timestamp_millis().max(0) as u64) / tick_ms
 }
+
+/// How far the source's consumer reads ahead (librdkafka settings):
+/// 10,000 records per partition and 16 MiB at most, where librdkafka's
+/// defaults (100,000 and 64 MiB) fetched a whole many-partition backlog
+/// into memory at once; a partition whose read-ahead is full is fetched
+/// again 5 ms later (librdkafka waits a whole second by default, which
+/// cut a backlog's read rate tenfold). The bench's raw-ceiling consumer
+/// uses them too.
+pub const CONSUMER_READ_AHEAD: [(&str, &str); 3] = [
+    ("queued.min.messages", "10000"),
+    ("queued.max.messages.kbytes", "16384"),
+    ("fetch.queue.backoff.ms", "5"),
+];
 
 /// Behind by more than this many records (per worker), a worker ends its
 /// ticks only every [`BEHIND_TICKS`] ticks: it catches up in fewer, larger
