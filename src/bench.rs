@@ -117,7 +117,7 @@ pub struct IngestArgs {
     /// of the partition's batches, so many tiny batches make the broker,
     /// not the dataflow, the bottleneck. The time a record waits in the
     /// producer counts in the measured freshness.
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, default_value_t = 20)]
     pub linger_ms: u64,
     /// Dataflow worker threads (default: the machine's cores).
     #[arg(long)]
@@ -235,7 +235,17 @@ fn ingest(args: IngestArgs) -> anyhow::Result<()> {
         args.profile, args.events, args.partitions
     );
 
-    // 1. Preload.
+    // 1. Preload, into topics that must start empty (a broker reused from
+    // an earlier run would add its records to this run's counts).
+    for topic in [preload_topic, live_topic] {
+        let held = records_held(&brokers, topic, args.partitions)?;
+        if held > 0 {
+            bail!(
+                "topic {topic} already holds {held} records (a broker from an earlier run?): \
+                 start a fresh `prescient broker` for every run"
+            );
+        }
+    }
     let mut p = ProduceArgs::defaults(brokers.clone());
     p.topic = preload_topic.into();
     p.events = Some(args.events);
@@ -541,6 +551,22 @@ fn producer_flush(producer: &rdkafka::producer::BaseProducer) -> anyhow::Result<
 }
 
 /// Seconds for one consumer thread to read and parse `events` records.
+/// Records `topic`'s first `partitions` partitions hold (high minus low
+/// watermark).
+fn records_held(brokers: &str, topic: &str, partitions: i32) -> anyhow::Result<i64> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .create()?;
+    let mut held = 0;
+    for p in 0..partitions {
+        let (low, high) = consumer
+            .fetch_watermarks(topic, p, Duration::from_secs(10))
+            .with_context(|| format!("topic {topic} partition {p} (are the bench topics created with --partitions {partitions}?)"))?;
+        held += high - low;
+    }
+    Ok(held)
+}
+
 fn raw_ceiling(brokers: &str, topic: &str, partitions: i32, events: u64) -> anyhow::Result<f64> {
     let mut config = ClientConfig::new();
     config

@@ -258,6 +258,9 @@ struct Processor {
     metrics: Arc<Metrics>,
     /// Wall clock (ms) as of the current poll.
     now_ms: i64,
+    /// When the current poll began (a valid event's arrival, to the poll's
+    /// precision: one clock read per poll instead of per event).
+    now: Instant,
     /// Counts kept locally and added to the shared counters once per tick.
     counts: Counts,
 }
@@ -324,6 +327,7 @@ impl KafkaSource {
                 frontier: ctx.frontier.clone(),
                 metrics: ctx.metrics.clone(),
                 now_ms: chrono::Utc::now().timestamp_millis(),
+                now: Instant::now(),
                 counts: Counts::default(),
             },
         };
@@ -436,6 +440,7 @@ impl KafkaSource {
     /// Reads up to `max` records or for about `budget`; returns how many.
     fn poll(&mut self, max: usize, budget: Duration) -> usize {
         let started = Instant::now();
+        self.p.now = started;
         self.p.now_ms = chrono::Utc::now().timestamp_millis();
         let mut n = 0;
         while n < max {
@@ -566,7 +571,7 @@ impl Processor {
         }
         let before = st.watermark;
         st.watermark = st.watermark.max(Some(event.ts_ms));
-        st.last_valid = Instant::now();
+        st.last_valid = self.now;
         st.invalid_since_valid = false;
         st.tracked.entry(start).or_insert((offset, before));
         if !replaying && let Some(ts) = timestamp_ms {
