@@ -11,6 +11,8 @@
 //! #   k (--headroom), hk (--hold-headroom), arr (1: --plan-window arrival, 0: now),
 //! #   sd (--release-after, intervals), fu (--floor-utilization), fw (--floor-window s),
 //! #   pu (--predictive-utilization); defaults as `prescient simulate`'s
+//! # LAB_CSV=FILE replays the first 28 days of another CSV instead (e.g. the
+//! # trace's weeks 5–8 as a held-out check: tail -n +40322 of the file).
 //! # LAB_GAP=1 also prints, by the oracle's size, the replica-minutes above
 //! # and below the oracle's and the unserved demand.
 //! cargo run --release -p prescient-forecaster --example sim_lab -- /tmp/lab 5 arr=0,fu=0.9 k=0.7,fu=1,sd=3
@@ -58,7 +60,7 @@ fn cached(
     ppd: usize,
     horizon: usize,
 ) -> Vec<Vec<Quantiles>> {
-    let path = dir.join(format!("nasa28-h{horizon}.f64"));
+    let path = dir.join(format!("{}-h{horizon}.f64", tag()));
     if let Ok(bytes) = std::fs::read(&path) {
         let v: Vec<f64> = bytes
             .chunks_exact(8)
@@ -96,6 +98,20 @@ fn cached(
     f
 }
 
+/// The cache's name: `nasa28`, or the stem of `LAB_CSV` (a held-out slice).
+fn tag() -> String {
+    match std::env::var_os("LAB_CSV") {
+        Some(path) => {
+            let stem = std::path::Path::new(&path)
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            format!("{stem}28")
+        }
+        None => "nasa28".into(),
+    }
+}
+
 fn base(policy: Policy, lead_min: u32, warmup: usize) -> SimOptions {
     SimOptions {
         policy,
@@ -124,8 +140,11 @@ fn main() {
         .get(2)
         .and_then(|s| s.parse().ok())
         .expect("LEAD minutes");
-    let nasa = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../shared/data/nasa/nasa_http_1995_per_minute.csv");
+    let nasa = match std::env::var_os("LAB_CSV") {
+        Some(path) => PathBuf::from(path),
+        None => std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../shared/data/nasa/nasa_http_1995_per_minute.csv"),
+    };
     let series = Series::from_csv_path(&nasa).expect("nasa").first_days(28.0);
     let ppd = series.points_per_day();
     let warmup = 7 * ppd;
