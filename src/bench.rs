@@ -294,6 +294,7 @@ fn ingest(args: IngestArgs) -> anyhow::Result<()> {
     let registry = prometheus::Registry::new();
     let metrics = Arc::new(Metrics::new(&registry)?);
     let started = Instant::now();
+    let cpu_before_pipeline = cpu_seconds();
     let first_read = {
         let m = metrics.clone();
         let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -304,7 +305,7 @@ fn ingest(args: IngestArgs) -> anyhow::Result<()> {
             }
             Instant::now()
         });
-        let result = prescient_dataflow::run_with(config, registry, metrics);
+        let result = prescient_dataflow::run_with(config, registry, metrics.clone());
         done.store(true, Ordering::Relaxed);
         let first = watcher
             .join()
@@ -314,6 +315,8 @@ fn ingest(args: IngestArgs) -> anyhow::Result<()> {
     };
     let pipeline = first_read.elapsed().as_secs_f64();
     let pipeline_peak = phase_peak_mib();
+    let pipeline_cpu = cpu_seconds() - cpu_before_pipeline;
+    let pipeline_commit = commit_figures(&metrics);
     let startup = (first_read - started).as_secs_f64();
     let pool = runtime.block_on(sqlx::PgPool::connect(&url))?;
     let (pipe_commits, pipe_rows, pipe_keys): (i64, i64, i64) = runtime.block_on(
@@ -456,8 +459,15 @@ fn ingest(args: IngestArgs) -> anyhow::Result<()> {
         100.0 * args.events as f64 / (pipeline + startup) / raw_rate
     );
     println!(
-        "| pipeline commits | {pipe_commits} transactions, {pipe_rows} row writes for {pipe_keys} distinct rows ({:.2} writes per row) |",
-        pipe_rows as f64 / pipe_keys.max(1) as f64
+        "| dataflow CPU in the pipeline phase (user + system) | {pipeline_cpu:.1} s = {:.1} µs/event, {:.2} cores busy |",
+        1e6 * pipeline_cpu / args.events as f64,
+        pipeline_cpu / (pipeline + startup)
+    );
+    println!(
+        "| pipeline commits | {pipe_commits} transactions, {pipe_rows} row writes for {pipe_keys} distinct rows ({:.2} writes per row); {:.1} s in transactions, mean {:.0} ms |",
+        pipe_rows as f64 / pipe_keys.max(1) as f64,
+        pipeline_commit.seconds,
+        pipeline_commit.mean_ms()
     );
     println!(
         "| freshness at {:.0} events/s offered ({measured_rate:.0}/s read) | p50 {} ms, p99 {} ms ({} events) |",

@@ -47,7 +47,7 @@ use differential_dataflow::AsCollection;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use sqlx::postgres::PgPoolOptions;
 use timely::dataflow::operators::probe::Handle as ProbeHandle;
-use timely::dataflow::operators::vec::{Broadcast, Map};
+use timely::dataflow::operators::vec::{Broadcast, Map, Partition};
 use timely::dataflow::operators::{Concat, Exchange, Probe};
 use timely::{CommunicationConfig, WorkerConfig};
 
@@ -268,15 +268,26 @@ pub fn run_with(
                     group_id: "prescient-dataflow".to_string(),
                 },
             )?;
-            let contributions = out
-                .clone()
+            // Split without copying: a stream read by several operators
+            // clones every container for each of them.
+            let [data, service_data, sink_msgs]: [_; 3] = out
+                .partition(3, |m| {
+                    let part = match &m {
+                        SourceMsg::Data(_) => 0,
+                        SourceMsg::ServiceData(_) => 1,
+                        SourceMsg::Sink(_) => 2,
+                    };
+                    (part, m)
+                })
+                .try_into()
+                .expect("three parts");
+            let contributions = data
                 .flat_map(|m| match m {
                     SourceMsg::Data(d) => Some(d),
                     SourceMsg::ServiceData(_) | SourceMsg::Sink(_) => None,
                 })
                 .as_collection();
-            let service_contributions = out
-                .clone()
+            let service_contributions = service_data
                 .flat_map(|m| match m {
                     SourceMsg::ServiceData(d) => Some(d),
                     SourceMsg::Data(_) | SourceMsg::Sink(_) => None,
@@ -293,7 +304,7 @@ pub fn run_with(
                         .inner
                         .map(|((k, agg), _t, diff)| SinkMsg::Service(k, agg, diff)),
                 );
-            let sink_msgs = out.flat_map(|m| match m {
+            let sink_msgs = sink_msgs.flat_map(|m| match m {
                 SourceMsg::Sink(s) => Some(s),
                 SourceMsg::Data(_) | SourceMsg::ServiceData(_) => None,
             });
