@@ -257,7 +257,7 @@ fn ingest(args: IngestArgs) -> anyhow::Result<()> {
     p.start = Some(chrono::Utc::now() - chrono::Duration::days(1));
     let bar = indicatif::ProgressBar::new(args.events).with_message("preloading");
     let preload = {
-        let producer = produce::producer(&brokers, 5)?;
+        let producer = produce::producer(&brokers, p.linger_ms)?;
         let mut g = Generator::new(&p);
         let started = Instant::now();
         for i in 0..args.events {
@@ -575,7 +575,6 @@ fn producer_flush(producer: &rdkafka::producer::BaseProducer) -> anyhow::Result<
     Ok(())
 }
 
-/// Seconds for one consumer thread to read and parse `events` records.
 /// Records `topic`'s first `partitions` partitions hold (high minus low
 /// watermark).
 fn records_held(brokers: &str, topic: &str, partitions: i32) -> anyhow::Result<i64> {

@@ -411,7 +411,7 @@ pub fn scaler_dry_run(
         .set("auto.offset.reset", "earliest")
         .create()?;
     consumer.subscribe(&[prescient_contracts::SCALING_DECISIONS_TOPIC])?;
-    let producer = produce::producer(bootstrap, 5)?;
+    let producer = produce::producer(bootstrap, produce::LINGER_MS)?;
     while !stop() {
         let Some(msg) = consumer.poll(Duration::from_millis(200)) else {
             continue;

@@ -110,7 +110,7 @@ pub struct ProduceArgs {
     pub seed: u64,
     /// How long the producer gathers records into a batch per partition
     /// (librdkafka `linger.ms`): longer makes fewer, larger batches.
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, default_value_t = LINGER_MS)]
     pub linger_ms: u64,
     /// Replay a `timestamp,value` CSV as per-interval request volume of one service.
     #[arg(long)]
@@ -320,6 +320,9 @@ impl Generator {
         }
     }
 }
+
+/// `prescient produce`'s default `--linger-ms`.
+pub const LINGER_MS: u64 = 5;
 
 /// A producer tuned for throughput, batching for `linger_ms`.
 pub fn producer(brokers: &str, linger_ms: u64) -> Result<BaseProducer, KafkaError> {
