@@ -37,13 +37,20 @@ for s in realAWSCloudwatch/elb_request_count_8c0756.csv ${NAB_TWEETS:-realTweets
     --backtest "$out/$name.backtest.csv" --name "$name" | tee "$out/$name.compare.md"
 done
 
-for lead in 2 5 10; do
-  for p in reactive predictive oracle; do
-    echo "== simulate nasa $p lead $lead"
-    "$bin" simulate --csv "$nasa" --days 28 --warmup 10080 --policy "$p" --capacity 30 --lead "$lead" --min 1 --max 60 \
-      --output "$out/nasa.$p.lead$lead.csv" --quiet | grep -E '^(unserved|under|replica|scaling)'
+# simulate_leads NAME CSV PREFIX "POLICIES" [more simulate flags]: every
+# policy at leads 2, 5 and 10 on the CSV's first 28 days.
+simulate_leads() {
+  local name=$1 csv=$2 prefix=$3 policies=$4 lead p
+  shift 4
+  for lead in 2 5 10; do
+    for p in $policies; do
+      echo "== simulate $name $p lead $lead"
+      "$bin" simulate --csv "$csv" --days 28 --warmup 10080 --policy "$p" --capacity 30 --lead "$lead" --min 1 --max 60 \
+        "$@" --output "$out/$prefix.$p.lead$lead.csv" --quiet | grep -E '^(unserved|under|replica|scaling)'
+    done
   done
-done
+}
+simulate_leads nasa "$nasa" nasa "reactive predictive oracle"
 
 # Held-out check: the trace's weeks 5-8 (1995-07-29 04:00 .. 08-26 04:00),
 # never used to choose a model or a default, through the same commands
@@ -54,11 +61,5 @@ held="$out/nasa_weeks5-8.csv"
 echo "== backtest nasa weeks 5-8 (held out, horizon 60)"
 "$bin" backtest --csv "$held" --days 28 --horizon 60 \
   --output "$out/nasa58.backtest.csv" --output-every 60 --quiet | tee "$out/nasa58.backtest.txt"
-for lead in 2 5 10; do
-  for p in reactive predictive; do
-    echo "== simulate nasa weeks 5-8 $p lead $lead"
-    "$bin" simulate --csv "$held" --days 28 --warmup 10080 --policy "$p" --capacity 30 --lead "$lead" --min 1 --max 60 \
-      --models naive,snaive_daily,snaive_weekly,ets,profile \
-      --output "$out/nasa58.$p.lead$lead.csv" --quiet | grep -E '^(unserved|under|replica|scaling)'
-  done
-done
+simulate_leads "nasa weeks 5-8" "$held" nasa58 "reactive predictive" \
+  --models naive,snaive_daily,snaive_weekly,ets,profile
